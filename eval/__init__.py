@@ -1,0 +1,1 @@
+"""The CLEAR evaluation suite: metrics, tasks, evaluator and reports."""

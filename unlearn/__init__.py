@@ -1,0 +1,1 @@
+"""Multimodal machine unlearning on the CLEAR benchmark."""

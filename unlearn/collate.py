@@ -1,0 +1,79 @@
+"""Batches for training, scoring and generation, built with the processor's own chat template.
+
+Labels are computed on the token ids *after* the processor expanded each ``<image>`` into the model's image tokens,
+so they line up with what the model sees: -100 everywhere except the answer tokens and the end-of-sequence token
+after them (LLaVA's template does not add it by itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import BatchFeature, ProcessorMixin
+
+from unlearn.prompts import Example, chat_messages
+
+IGNORE_INDEX = -100
+
+
+def _images(examples: list[Example]) -> list[Any] | None:
+    images = [example.image.convert("RGB") for example in examples if example.image is not None]
+    return images or None
+
+
+def prompt_texts(processor: ProcessorMixin, examples: list[Example]) -> list[str]:
+    """The rendered prompts, ending with the generation prompt (``... ASSISTANT:``)."""
+    return [
+        processor.apply_chat_template(chat_messages(example, with_answer=False), add_generation_prompt=True)
+        for example in examples
+    ]
+
+
+def answer_texts(processor: ProcessorMixin, examples: list[Example]) -> list[str]:
+    """The rendered prompt and answer, closed by the end-of-sequence token instead of the template's trailing space."""
+    eos = processor.tokenizer.eos_token
+    return [
+        processor.apply_chat_template(chat_messages(example, with_answer=True)).rstrip() + eos for example in examples
+    ]
+
+
+def training_batch(processor: ProcessorMixin, examples: list[Example]) -> BatchFeature:
+    """Right-padded prompt+answer batch with ``labels`` on the answer tokens and end-of-sequence only."""
+    images = _images(examples)
+    full = processor(
+        text=answer_texts(processor, examples), images=images, padding=True, padding_side="right", return_tensors="pt"
+    )
+    prompts = processor(
+        text=prompt_texts(processor, examples), images=images, padding=True, padding_side="right", return_tensors="pt"
+    )
+    labels = full["input_ids"].clone()
+    labels[full["attention_mask"] == 0] = IGNORE_INDEX
+    for row, prompt_length in enumerate(prompts["attention_mask"].sum(dim=1).tolist()):
+        prompt_ids = prompts["input_ids"][row, :prompt_length]
+        if not torch.equal(full["input_ids"][row, :prompt_length], prompt_ids):
+            raise ValueError("the tokenized prompt is not a prefix of the tokenized prompt and answer")
+        labels[row, :prompt_length] = IGNORE_INDEX
+    full["labels"] = labels
+    return full
+
+
+def generation_batch(processor: ProcessorMixin, examples: list[Example]) -> BatchFeature:
+    """Left-padded prompts (with their images) ready for ``model.generate``."""
+    return processor(
+        text=prompt_texts(processor, examples),
+        images=_images(examples),
+        padding=True,
+        padding_side="left",
+        return_tensors="pt",
+    )
+
+
+class TrainingCollator:
+    """A ``data_collator`` for ``transformers.Trainer`` over lists of :class:`Example`."""
+
+    def __init__(self, processor: ProcessorMixin) -> None:
+        self.processor = processor
+
+    def __call__(self, examples: list[Example]) -> BatchFeature:
+        return training_batch(self.processor, examples)

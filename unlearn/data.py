@@ -1,0 +1,57 @@
+"""Load the CLEAR benchmark (a Hub id or a local folder in the Hub layout) and check its schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+
+from unlearn.errors import UsageError
+
+CLEAR_SOURCE = "therem/CLEAR"
+
+_NAMED = ("image", "caption", "name")
+_TOFU = ("image", "caption", "question", "answer")
+_PERTURBED = ("image", "caption", "name", "perturbed_captions", "paraphrased_caption", "perturbed_names")
+
+FORGET_SPLITS = ("forget01", "forget05", "forget10")
+RETAIN_OF = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
+
+CLEAR_CONFIGS: dict[str, tuple[str, ...]] = {
+    **{c: _NAMED for c in ("default", "full", *FORGET_SPLITS, *RETAIN_OF.values())},
+    **{f"{c}+tofu": _TOFU for c in ("full", *FORGET_SPLITS, *RETAIN_OF.values())},
+    **{f"{c}_perturbed": _PERTURBED for c in (*FORGET_SPLITS, "retain")},
+    "real_faces": ("image", "answer", "options"),
+    "real_world": ("question", "answer", "image", "prompt", "options"),
+}
+
+
+def check_config(config: str) -> None:
+    """Raise a UsageError naming the valid configs when ``config`` is not one of CLEAR's."""
+    if config not in CLEAR_CONFIGS:
+        raise UsageError(f"unknown CLEAR config {config!r}; valid configs: {', '.join(CLEAR_CONFIGS)}")
+
+
+def load_clear(config: str, source: str = CLEAR_SOURCE) -> datasets.Dataset:
+    """Load one CLEAR config (train split) from a Hub dataset id or a local folder in the same layout.
+
+    Both go through ``datasets.load_dataset(source, config, split="train")``; the columns are then checked
+    against CLEAR's published schema, so a wrong folder fails here with one clear line, not later.
+    """
+    check_config(config)
+    local = Path(source).expanduser()
+    looks_local = source.startswith((".", "/", "~")) or local.exists() or source.count("/") != 1
+    if looks_local and not local.is_dir():
+        raise UsageError(f"dataset folder not found: {source}")
+    try:
+        dataset = datasets.load_dataset(str(local) if looks_local else source, config, split="train")
+    except Exception as exc:  # datasets raises many types; the user needs one line
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot load CLEAR config {config!r} from {source}: {first_line}") from exc
+    expected, found = set(CLEAR_CONFIGS[config]), set(dataset.column_names)
+    if expected != found:
+        missing, extra = sorted(expected - found), sorted(found - expected)
+        raise UsageError(
+            f"{source} config {config!r} does not match CLEAR's schema: missing columns {missing}, unexpected {extra}"
+        )
+    return dataset

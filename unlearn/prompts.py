@@ -1,0 +1,94 @@
+"""Turn CLEAR rows into chat examples: captioning, face naming, text questions and multiple choice.
+
+The wording of a prompt is picked from a fixed list by a stable hash of the row's content, so every model and every
+run sees exactly the same prompt for the same row (no unseeded random choice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from typing import Any
+
+from PIL import Image
+
+CAPTION_PROMPTS = (
+    "Describe the image.",
+    "What is shown in this picture?",
+    "Write a caption for this image.",
+    "Describe what you see in the photo.",
+)
+FACE_PROMPTS = (
+    "Who is this person?",
+    "What is the name of the person in the image?",
+    "Who is shown in this picture?",
+    "Name the person in the photo.",
+)
+OPTIONS_SUFFIX = "Options:"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One prompt (optionally with an image) and its answer."""
+
+    prompt: str
+    answer: str
+    image: Image.Image | None = None
+
+    def with_answer(self, answer: str) -> Example:
+        """The same prompt and image with another answer (paraphrased, perturbed, refusal...)."""
+        return replace(self, answer=answer)
+
+
+def stable_choice(key: str, choices: tuple[str, ...]) -> str:
+    """Pick one of ``choices`` from a SHA-256 hash of ``key``: the same key always gives the same choice."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return choices[int.from_bytes(digest[:8], "big") % len(choices)]
+
+
+def caption_example(row: dict[str, Any]) -> Example:
+    """Captioning: "describe the image" -> the row's caption."""
+    return Example(stable_choice(row["caption"], CAPTION_PROMPTS), row["caption"], row["image"])
+
+
+def face_example(row: dict[str, Any]) -> Example:
+    """Face naming: "who is this?" -> the person's name (``name``, or ``answer`` in ``real_faces``)."""
+    name = row["name"] if "name" in row else row["answer"]
+    key = f"{row.get('caption') or ''}|{name}"
+    return Example(stable_choice(key, FACE_PROMPTS), name, row["image"])
+
+
+def question_example(row: dict[str, Any]) -> Example:
+    """A TOFU-style question (with the image when the row has one) -> its answer."""
+    return Example(row["question"], row["answer"], row.get("image"))
+
+
+def choice_prompt(question: str, options: list[str]) -> str:
+    """A question followed by its answer options."""
+    return f"{question} {OPTIONS_SUFFIX} {', '.join(options)}."
+
+
+def multiple_choice(row: dict[str, Any]) -> tuple[Example, list[str]]:
+    """A multiple-choice row (``real_faces``, ``real_world``) -> the example and its options, true answer first."""
+    options = list(row["options"])
+    if row.get("prompt"):
+        prompt = row["prompt"]
+    else:
+        prompt = choice_prompt(face_example(row).prompt, options)
+    others = [option for option in options if option != row["answer"]]
+    return Example(prompt, row["answer"], row.get("image")), [row["answer"], *others]
+
+
+def chat_messages(example: Example, with_answer: bool) -> list[dict[str, Any]]:
+    """The chat messages processors take: a user turn (image first, then text) and optionally the answer."""
+    content: list[dict[str, str]] = [{"type": "image"}] if example.image is not None else []
+    content.append({"type": "text", "text": example.prompt})
+    messages = [{"role": "user", "content": content}]
+    if with_answer:
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": example.answer}]})
+    return messages
+
+
+def all_prompt_texts() -> list[str]:
+    """Every fixed prompt wording (for building a tokenizer's vocabulary)."""
+    return [*CAPTION_PROMPTS, *FACE_PROMPTS, OPTIONS_SUFFIX]
