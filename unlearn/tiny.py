@@ -25,6 +25,7 @@ from transformers import (
 from unlearn.data import CLEAR_CONFIGS, load_clear
 from unlearn.errors import UsageError
 from unlearn.prompts import all_prompt_texts
+from unlearn.refusals import TEXT_REFUSALS, VISUAL_REFUSALS
 
 # LLaVA-1.5's chat template (llava-hf/llava-1.5-7b-hf): ``USER: <image>\n{question} ASSISTANT: {answer} ``.
 LLAVA_CHAT_TEMPLATE = (
@@ -158,7 +159,8 @@ def write_tiny_model(data: str, out: str | Path, spec: TinySpec | None = None, s
     if not Path(data).is_dir():
         raise UsageError(f"dataset folder not found: {data}")
     scaffold = ["USER:", "ASSISTANT:"] * 100  # the chat template's words become single tokens
-    tokenizer = train_tokenizer(dataset_texts(data) + all_prompt_texts() + scaffold, spec.vocab_size)
+    fixed = all_prompt_texts() + list(VISUAL_REFUSALS + TEXT_REFUSALS) + scaffold
+    tokenizer = train_tokenizer(dataset_texts(data) + fixed, spec.vocab_size)
     processor = build_processor(tokenizer, spec)
     model = build_model(tokenizer, spec, seed)
     out = Path(out)
