@@ -11,12 +11,33 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from unlearn.errors import UsageError
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+# A snapshot folder of the Hugging Face cache: ``.../models--USER--NAME/snapshots/<commit>``.
+CACHE_SNAPSHOT = re.compile(r"models--(?P<owner>[\w.-]+?)--(?P<name>[\w.-]+)/snapshots/(?P<commit>[0-9a-f]{40})/?$")
 
 
 def split_revision(name: str) -> tuple[str, str | None]:
     """``USER/NAME@REV`` -> (``USER/NAME``, ``REV``); without ``@`` the revision is None."""
     repo_id, _, revision = name.partition("@")
     return repo_id, revision or None
+
+
+def is_repo_id(name: str) -> bool:
+    """True for ``USER/NAME`` or ``USER/NAME@REVISION`` that is not an existing local folder."""
+    return not name.startswith((".", "/", "~")) and bool(REPO_ID.match(name)) and not Path(name).is_dir()
+
+
+def hub_id(name: str) -> str | None:
+    """The Hub id that ``name`` stands for, or None for a plain local folder.
+
+    ``USER/NAME[@REV]`` is returned as is; a snapshot folder of the Hub cache (what :func:`resolve` returns, and so
+    what a model loaded from the Hub records as its path) maps back to ``USER/NAME@<commit>``.
+    """
+    if is_repo_id(name):
+        return name
+    snapshot = CACHE_SNAPSHOT.search(Path(name).as_posix())
+    if snapshot is None:
+        return None
+    return f"{snapshot['owner']}/{snapshot['name']}@{snapshot['commit']}"
 
 
 def resolve(name: str) -> str:
@@ -27,7 +48,7 @@ def resolve(name: str) -> str:
     path = Path(name).expanduser()
     if path.is_dir():
         return str(path)
-    if name.startswith((".", "/", "~")) or not REPO_ID.match(name):
+    if not is_repo_id(name):
         raise UsageError(f"folder not found and not a Hub repo id: {name}")
     repo_id, revision = split_revision(name)
     try:
