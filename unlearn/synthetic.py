@@ -440,7 +440,7 @@ def person_image_rows(world: World, images_per_person: int, seed: int) -> list[l
                     "image": _image(png_bytes(draw_face(person.look, rng))),
                     "caption": template.format(**slots),
                     "name": person.name,
-                    "perturbed_captions": [template.format(**p) for p in perturbed_slots(slots, person.look, rng)],
+                    "perturbed_captions": [paraphrase.format(**p) for p in perturbed_slots(slots, person.look, rng)],
                     "paraphrased_caption": paraphrase.format(**slots),
                     "perturbed_names": list(person.decoys),
                 }

@@ -1,0 +1,89 @@
+"""PNG plots of evaluation runs (matplotlib's object API on the Agg canvas: no pyplot, no global state)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from eval.logs import truth_ratios
+from eval.metrics import distribution_similarity, forget_quality, histogram_edges
+from eval.runs import Run, task_columns
+from unlearn.errors import UsageError
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.tight_layout()
+    FigureCanvasAgg(figure).print_png(str(path))
+    return path
+
+
+def plot_tradeoff(runs: list[Run], path: Path) -> Path:
+    """Forget score (y) against model utility (x), one labelled point per run."""
+    figure = Figure(figsize=(5.5, 4.5))
+    axes = figure.add_subplot()
+    for run in runs:
+        utility, forget = run.summary.get("model_utility"), run.summary.get("forget")
+        if utility is None or forget is None:
+            continue
+        axes.scatter(utility, forget)
+        axes.annotate(run.name, (utility, forget), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    axes.set(
+        xlabel="model utility (higher is better)",
+        ylabel="forget (lower = more forgotten)",
+        title="Forgetting against utility",
+        xlim=(0, 1.05),
+        ylim=(0, 1.05),
+    )
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_tasks(runs: list[Run], path: Path) -> Path:
+    """Grouped bars: every ``task/figure`` on the x axis, one bar per run."""
+    columns = task_columns(runs)
+    figure = Figure(figsize=(min(16.0, 3.0 + 0.5 * len(columns) * len(runs) ** 0.5), 4.8))
+    axes = figure.add_subplot()
+    x = np.arange(len(columns))
+    width = 0.8 / max(1, len(runs))
+    for i, run in enumerate(runs):
+        figures = run.task_figures()
+        heights = [figures.get(c, np.nan) for c in columns]
+        axes.bar(x + (i - (len(runs) - 1) / 2) * width, heights, width, label=run.name)
+    axes.set_xticks(x, columns, rotation=60, ha="right", fontsize=7)
+    axes.set(ylabel="figure", title="Per-task figures", ylim=(0, 1.05))
+    axes.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def _gold_pairs(runs: list[Run]) -> list[tuple[Run, np.ndarray, np.ndarray]]:
+    pairs = []
+    for run in runs:
+        gold = (run.summary.get("config") or {}).get("gold")
+        if not gold:
+            continue
+        try:
+            pairs.append((run, truth_ratios(run.path), truth_ratios(gold)))
+        except UsageError:  # the gold folder (or the run's log) is gone: the report notes the missing plot
+            continue
+    return pairs
+
+
+def plot_truth_ratios(runs: list[Run], path: Path, bins: int = 20) -> Path | None:
+    """Per run evaluated with a gold model: histograms of its forget-caption truth ratios and the gold model's on
+    shared bins, titled with both forget-quality figures. None when no run has a readable gold evaluation."""
+    pairs = _gold_pairs(runs)
+    if not pairs:
+        return None
+    figure = Figure(figsize=(4.5 * len(pairs), 3.8))
+    for i, (run, ratios, gold) in enumerate(pairs):
+        axes = figure.add_subplot(1, len(pairs), i + 1)
+        edges = histogram_edges(ratios, gold, bins)
+        axes.hist(gold, bins=edges, alpha=0.5, label="gold")
+        axes.hist(ratios, bins=edges, alpha=0.5, label=run.name)
+        ks, js = forget_quality(ratios, gold), distribution_similarity(ratios, gold, bins)
+        axes.set(xlabel="truth ratio R", ylabel="samples", title=f"{run.name}\nKS p={ks:.3g}, 1-JS={js:.3f}")
+        axes.legend(fontsize=7)
+    return _save(figure, path)

@@ -1,0 +1,94 @@
+"""Compare evaluation runs: a Table-1-style markdown table, per-task figures, a CSV and plots."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from eval.plots import plot_tasks, plot_tradeoff, plot_truth_ratios
+from eval.runs import Run, load_runs, run_from_summary, task_columns
+
+__all__ = ["MAIN_COLUMNS", "Run", "load_runs", "results_table", "run_from_summary", "task_table", "write_report"]
+
+# (column title, summary key): the paper's Table 1 columns, then forget quality and model utility
+MAIN_COLUMNS = (
+    ("Real", "real"),
+    ("Retain", "retain"),
+    ("Forget", "forget"),
+    ("Forget quality (KS p)", "forget_quality_ks"),
+    ("Forget quality (1-JS)", "forget_quality_js"),
+    ("Model utility", "model_utility"),
+)
+
+
+def format_value(value: float | None) -> str:
+    """Three decimals; small non-zero values (p-values) in scientific notation; ``-`` when missing."""
+    if value is None:
+        return "-"
+    if value != 0 and abs(value) < 1e-3:
+        return f"{value:.2e}"
+    return f"{value:.3f}"
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def results_table(runs: list[Run]) -> str:
+    """Markdown: one row per run with Real, Retain, Forget, forget quality (KS p-value, 1-JS) and model utility."""
+    rows = [[run.name, *(format_value(run.summary.get(key)) for _, key in MAIN_COLUMNS)] for run in runs]
+    return _markdown(["Run", *(title for title, _ in MAIN_COLUMNS)], rows)
+
+
+def task_table(runs: list[Run]) -> str:
+    """Markdown: one row per task figure (``task``, ``figure``), one column per run."""
+    figures = [run.task_figures() for run in runs]
+    rows = [[*column.split("/"), *(format_value(f.get(column)) for f in figures)] for column in task_columns(runs)]
+    return _markdown(["Task", "Figure", *(run.name for run in runs)], rows)
+
+
+def write_csv(runs: list[Run], path: Path) -> Path:
+    """``results.csv``: run, the main columns and every per-task figure (full precision)."""
+    columns = [key for _, key in MAIN_COLUMNS] + task_columns(runs)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", "path", *columns])
+        for run in runs:
+            values = {**{key: run.summary.get(key) for _, key in MAIN_COLUMNS}, **run.task_figures()}
+            writer.writerow([run.name, str(run.path), *("" if values.get(c) is None else values[c] for c in columns)])
+    return path
+
+
+def write_report(runs: list[Run], out: str | Path) -> list[Path]:
+    """Write ``results.md``, ``results.csv`` and the PNG plots into ``out``; return the files written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = [plot_tradeoff(runs, out / "forget_vs_utility.png"), plot_tasks(runs, out / "tasks.png")]
+    truth = plot_truth_ratios(runs, out / "truth_ratios.png")
+    plots += [truth] if truth else []
+    lines = [
+        "# CLEAR evaluation results",
+        "",
+        "Real, Retain, Forget: harmonic means of the figures of each group's tasks (higher = the model knows more;",
+        "after unlearning Forget should drop while Real and Retain stay). Forget quality: KS-test p-value and",
+        "1 - Jensen-Shannon divergence of the forget-caption truth ratios against the gold model's (higher = closer",
+        "to a model that never saw the forget set). Model utility: harmonic mean of all retain and real figures.",
+        "",
+        results_table(runs),
+        "",
+        "## Per-task figures",
+        "",
+        task_table(runs),
+        "",
+        "## Plots",
+        "",
+        *(f"![{p.stem}]({p.name})" for p in plots),
+        "",
+    ]
+    if truth is None:
+        lines += ["No truth-ratio histograms: no run was evaluated with `--gold` (or its gold folder is gone).", ""]
+    md = out / "results.md"
+    md.write_text("\n".join(lines), encoding="utf-8")
+    return [md, write_csv(runs, out / "results.csv"), *plots]

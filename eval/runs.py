@@ -1,0 +1,47 @@
+"""Evaluation runs as read back from their folders, named by folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eval.logs import read_summary
+from eval.tasks import TASKS
+from unlearn.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Run:
+    """One evaluation folder: its name (the folder's), path and ``summary.json``."""
+
+    name: str
+    path: Path
+    summary: dict[str, Any]
+
+    def task_figures(self) -> dict[str, float]:
+        """Every per-task figure as ``task/figure`` -> value."""
+        return {f"{task}/{figure}": value for task in TASKS for figure, value in (self.summary.get(task) or {}).items()}
+
+
+def run_from_summary(path: str | Path, summary: dict[str, Any]) -> Run:
+    """A run named by its folder, from a summary already in memory."""
+    return Run(Path(path).resolve().name, Path(path), summary)
+
+
+def load_runs(dirs: list[str] | list[Path]) -> list[Run]:
+    """Read the runs' ``summary.json``; each run is named by its folder (with its parent when two names clash)."""
+    if not dirs:
+        raise UsageError("give at least one evaluation folder")
+    paths = [Path(d).resolve() for d in dirs]
+    names = [p.name for p in paths]
+    names = [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
+    return [Run(name, path, read_summary(path)) for name, path in zip(names, paths, strict=True)]
+
+
+def task_columns(runs: list[Run]) -> list[str]:
+    """The ``task/figure`` columns present in any run, in task order."""
+    seen: dict[str, None] = {}
+    for run in runs:
+        seen.update(dict.fromkeys(run.task_figures()))
+    return [column for task in TASKS for column in seen if column.startswith(f"{task}/")]

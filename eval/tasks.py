@@ -1,0 +1,200 @@
+"""The CLEAR evaluation tasks: which config each reads, what it scores, and its per-sample and summary figures.
+
+Every task turns rows into :class:`Sample` objects (a prompt with its image, the answers to score, the true one
+first), turns a sample's losses and generation into one JSON-ready record, and computes its figures from the records
+alone, so ``summary.json`` can always be recomputed from the ``<task>.jsonl`` files.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+import numpy as np
+
+from eval.metrics import (
+    option_accuracy,
+    option_probability,
+    probability,
+    rouge_l_recall,
+    truth_ratio,
+    truth_ratio_score,
+)
+from unlearn.data import RETAIN_OF
+from unlearn.prompts import Example, caption_example, face_example, multiple_choice, question_example
+
+GROUPS = ("forget", "retain", "real")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One evaluated row: its id (row index in the config), prompt and image, and the answers scored on it."""
+
+    id: int
+    example: Example
+    answers: tuple[str, ...]
+
+    def scored(self) -> list[Example]:
+        """The example once per answer (same prompt and image), the true answer first."""
+        return [self.example.with_answer(answer) for answer in self.answers]
+
+
+@dataclass(frozen=True)
+class Task(ABC):
+    """A task's name, its group (forget, retain or real) and the config it reads (``{forget}``/``{retain}`` filled)."""
+
+    name: str
+    group: str
+    config_pattern: str
+    generates: bool = False
+
+    def config(self, forget: str) -> str:
+        """The CLEAR config this task reads for the forget split ``forget``."""
+        return self.config_pattern.format(forget=forget, retain=RETAIN_OF[forget])
+
+    @abstractmethod
+    def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
+        """The samples of the config's rows, in row order (ids are row indices); images are decoded lazily."""
+
+    def references(self, rows: datasets.Dataset) -> list[str]:
+        """Every reference text the task generates towards (none for tasks that do not generate)."""
+        return []
+
+    @abstractmethod
+    def record(self, sample: Sample, losses: list[float], generation: str | None) -> dict[str, Any]:
+        """One JSON line: the sample, its losses (in ``sample.answers`` order), generation and per-sample metrics."""
+
+    @abstractmethod
+    def figures(self, records: list[dict[str, Any]]) -> dict[str, float]:
+        """The task's figures, computed from its records alone."""
+
+
+def _generated(sample: Sample, generation: str | None) -> dict[str, Any]:
+    if generation is None:
+        raise ValueError(f"sample {sample.id} needs a generation")
+    return {"generation": generation, "rouge_l": rouge_l_recall(generation, sample.example.answer)}
+
+
+class CaptionTask(Task):
+    """Captions: Prob. of the true caption, ROUGE-L recall of a greedy caption (made with the image), truth ratio.
+
+    Answers: the caption, the paraphrased caption, then the perturbed captions. The per-sample ``truth_ratio`` is
+    ``R_i`` (:func:`eval.metrics.truth_ratio`); the task's figure is :func:`eval.metrics.truth_ratio_score`.
+    """
+
+    def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
+        for i, row in enumerate(rows):
+            answers = (row["caption"], row["paraphrased_caption"], *row["perturbed_captions"])
+            yield Sample(i, caption_example(row), answers)
+
+    def references(self, rows: datasets.Dataset) -> list[str]:
+        return list(rows["caption"])
+
+    def record(self, sample: Sample, losses: list[float], generation: str | None) -> dict[str, Any]:
+        ratio = truth_ratio(np.array([losses[1]]), np.array([losses[2:]]))[0]
+        return {
+            "id": sample.id,
+            "prompt": sample.example.prompt,
+            "reference": sample.example.answer,
+            **_generated(sample, generation),
+            "paraphrased": sample.answers[1],
+            "perturbed": list(sample.answers[2:]),
+            "loss": losses[0],
+            "paraphrased_loss": losses[1],
+            "perturbed_losses": losses[2:],
+            "probability": float(probability(losses[0])),
+            "truth_ratio": float(ratio),
+        }
+
+    def figures(self, records: list[dict[str, Any]]) -> dict[str, float]:
+        ratios = np.array([r["truth_ratio"] for r in records])
+        return {
+            "rouge_l": float(np.mean([r["rouge_l"] for r in records])),
+            "probability": float(np.mean(probability(np.array([r["loss"] for r in records])))),
+            "truth_ratio": truth_ratio_score(ratios, forget=self.group == "forget"),
+        }
+
+
+class OptionsTask(Task):
+    """Options: the true answer and wrong ones scored with the same prompt and image; accuracy and the true option's
+    probability share. Face tasks use the row's name and its ``perturbed_names``; ``real_*`` tasks the row's options."""
+
+    def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
+        for i, row in enumerate(rows):
+            if "perturbed_names" in row:
+                example, options = face_example(row), [row["name"], *row["perturbed_names"]]
+            else:
+                example, options = multiple_choice(row)
+            yield Sample(i, example, tuple(options))
+
+    def record(self, sample: Sample, losses: list[float], generation: str | None) -> dict[str, Any]:
+        row = np.array([losses])
+        return {
+            "id": sample.id,
+            "prompt": sample.example.prompt,
+            "reference": sample.example.answer,
+            "options": list(sample.answers),
+            "option_losses": losses,
+            "prediction": sample.answers[int(np.argmin(losses))],
+            "correct": bool(option_accuracy(row)),
+            "probability": float(option_probability(row)[0]),
+        }
+
+    def figures(self, records: list[dict[str, Any]]) -> dict[str, float]:
+        rows = [np.array([r["option_losses"]]) for r in records]
+        return {
+            "accuracy": float(np.mean([option_accuracy(row) for row in rows])),
+            "probability": float(np.mean([option_probability(row)[0] for row in rows])),
+        }
+
+
+class TextTask(Task):
+    """Text questions (the ``+tofu`` rows without an image): Prob. of the answer and ROUGE-L recall of a greedy one."""
+
+    @staticmethod
+    def _question_rows(rows: datasets.Dataset) -> list[int]:
+        return [i for i, question in enumerate(rows["question"]) if question]
+
+    def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
+        for i in self._question_rows(rows):
+            row = rows[i]
+            if row["image"] is None:
+                yield Sample(i, question_example(row), (row["answer"],))
+
+    def references(self, rows: datasets.Dataset) -> list[str]:
+        answers = rows["answer"]
+        return [answers[i] for i in self._question_rows(rows)]
+
+    def record(self, sample: Sample, losses: list[float], generation: str | None) -> dict[str, Any]:
+        return {
+            "id": sample.id,
+            "prompt": sample.example.prompt,
+            "reference": sample.example.answer,
+            **_generated(sample, generation),
+            "loss": losses[0],
+            "probability": float(probability(losses[0])),
+        }
+
+    def figures(self, records: list[dict[str, Any]]) -> dict[str, float]:
+        return {
+            "rouge_l": float(np.mean([r["rouge_l"] for r in records])),
+            "probability": float(np.mean(probability(np.array([r["loss"] for r in records])))),
+        }
+
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        CaptionTask("forget_caption", "forget", "{forget}_perturbed", generates=True),
+        CaptionTask("retain_caption", "retain", "retain_perturbed", generates=True),
+        OptionsTask("forget_face", "forget", "{forget}_perturbed"),
+        OptionsTask("retain_face", "retain", "retain_perturbed"),
+        OptionsTask("real_faces", "real", "real_faces"),
+        OptionsTask("real_world", "real", "real_world"),
+        TextTask("forget_text", "forget", "{forget}+tofu", generates=True),
+        TextTask("retain_text", "retain", "{retain}+tofu", generates=True),
+    )
+}
