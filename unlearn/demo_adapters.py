@@ -1,0 +1,46 @@
+"""LoRA adapters with random non-zero weights: stand-ins for unlearned adapters when testing and timing the app.
+
+A fresh LoRA adapter changes nothing (its ``lora_B`` starts at zero); drawing ``lora_B ~ N(0, std^2)`` makes each
+adapter answer differently from the base model and from the others. Each folder is laid out like a real one:
+adapter weights (safetensors), processor files, ``run_config.json`` and optionally ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unlearn.models import LoraSettings, add_lora, load_model
+
+
+def write_random_adapters(
+    base: str,
+    out: str | Path,
+    run_configs: Sequence[Mapping[str, Any]],
+    summaries: Sequence[Mapping[str, Any] | None] | None = None,
+    std: float = 0.5,
+    seed: int = 0,
+) -> list[Path]:
+    """Write an adapter folder ``out/adapter-<i>`` per run config (``method``, ``forget``...); weights from ``seed``."""
+    model, processor = load_model(base)
+    model = add_lora(model, LoraSettings(projector=True))
+    generator = torch.Generator().manual_seed(seed)
+    folders = []
+    for index, run_config in enumerate(run_configs):
+        folder = Path(out) / f"adapter-{index + 1}"
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+        model.save_pretrained(folder, safe_serialization=True)
+        processor.save_pretrained(folder)
+        (folder / "run_config.json").write_text(json.dumps({"model": base, **run_config}, indent=2), encoding="utf-8")
+        summary = summaries[index] if summaries else None
+        if summary is not None:
+            (folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        folders.append(folder)
+    return folders
