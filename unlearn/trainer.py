@@ -62,14 +62,15 @@ class UnlearnTrainer(FiniteLossTrainer):
     """A ``Trainer`` whose loss comes from an unlearning method, plus ``l1_lambda * lora_l1(model)``.
 
     Inputs are the named batches of :class:`unlearn.pairing.PairCollator`; the method's terms are logged as averages
-    since the last log, next to the Trainer's ``loss``.
+    since the last log, next to the Trainer's ``loss``, each over the batches that computed it (SCRUB's max and min
+    steps log different terms).
     """
 
     def __init__(self, *args: Any, method: UnlearnMethod, l1_lambda: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.method, self.l1_lambda = method, l1_lambda
         self._log_sums: dict[str, float] = defaultdict(float)
-        self._log_count = 0
+        self._log_counts: dict[str, int] = defaultdict(int)
 
     def compute_loss(
         self,
@@ -86,17 +87,18 @@ class UnlearnTrainer(FiniteLossTrainer):
         ensure_finite(loss, self.state.global_step)
         for key, value in logs.items():
             self._log_sums[key] += value
-        self._log_count += 1
+            self._log_counts[key] += 1
         return (loss, None) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if self._log_count and "loss" in logs:
+        if self._log_counts and "loss" in logs:
             names = sorted(self._log_sums)
-            means = torch.tensor([self._log_sums[name] / self._log_count for name in names], device=self.args.device)
+            means = [self._log_sums[name] / self._log_counts[name] for name in names]
+            means = torch.tensor(means, device=self.args.device)
             means = self.accelerator.reduce(means, reduction="mean")  # averaged over processes too
             logs = {**logs, **dict(zip(names, means.tolist(), strict=True))}
             self._log_sums.clear()
-            self._log_count = 0
+            self._log_counts.clear()
         super().log(logs, start_time)
 
 

@@ -49,6 +49,7 @@ def unlearn(config: UnlearnConfig, options: Any = None, callbacks: Sequence[Trai
     set_seed(config.seed)
     model, processor = load_model(config.model, config.quantization)
     model = add_lora(model, config.lora_settings(), config.gradient_checkpointing)
+    method.prepare(model, forget, retain, config.seed)
     trainer = UnlearnTrainer(
         model=model,
         args=config,

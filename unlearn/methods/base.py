@@ -8,7 +8,7 @@ optimiser step, so a method may use a different loss per optimiser step (SCRUB's
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -48,6 +48,15 @@ class UnlearnMethod(ABC):
         to add one (a refusal answer on the forget prompt: ``{"refusal": forget.with_answer("I don't know.")}``).
         """
         return {"forget": forget, "retain": retain}
+
+    def prepare(  # noqa: B027 - an optional hook, empty by default
+        self, model: torch.nn.Module, forget: Sequence[Example], retain: Sequence[Example], seed: int
+    ) -> None:
+        """Called once before training with the adapted model, the whole forget and retain sets and the run's seed.
+
+        A method that pairs prompts with answers drawn from a whole set (LLMU, SKU), or that chooses the weights it
+        trains (RMU), does it here; nothing by default.
+        """
 
     @abstractmethod
     def loss(self, model: torch.nn.Module, batches: Batches, step: int) -> tuple[torch.Tensor, Logs]:
