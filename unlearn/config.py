@@ -208,11 +208,9 @@ def parse_unlearn_args(argv: Sequence[str] | None = None) -> tuple[UnlearnConfig
     known = _pre_parse(argv, "config", "method")
     name = known.method or (_read_config_file(known.config).get("method") if known.config else None)
     types = [UnlearnConfig, *([get_method(name).options_class] if name else [])]
-    epilog = method_help() + "\n\nadd --method NAME to --help to see that method's options"
+    epilog = method_help() + "\n\n--list-methods prints these and exits; add --method NAME to --help to see its options"
     # Without a method, UnlearnConfig itself stops with "--method is required" (or --help prints and exits).
     config, options = parse_config(
         types, argv, "python -m scripts.unlearn", "Unlearn a CLEAR forget split with a new LoRA adapter.", epilog
     )
     return config, options
-
-
