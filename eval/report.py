@@ -8,7 +8,16 @@ from pathlib import Path
 from eval.plots import plot_tasks, plot_tradeoff, plot_truth_ratios
 from eval.runs import Run, load_runs, run_from_summary, task_columns
 
-__all__ = ["MAIN_COLUMNS", "Run", "load_runs", "results_table", "run_from_summary", "task_table", "write_report"]
+__all__ = [
+    "MAIN_COLUMNS",
+    "Run",
+    "figure_table",
+    "load_runs",
+    "results_table",
+    "run_from_summary",
+    "task_table",
+    "write_report",
+]
 
 # (column title, summary key): the paper's Table 1 columns, then forget quality and model utility
 MAIN_COLUMNS = (
@@ -40,6 +49,12 @@ def results_table(runs: list[Run]) -> str:
     """Markdown: one row per run with Real, Retain, Forget, forget quality (KS p-value, 1-JS) and model utility."""
     rows = [[run.name, *(format_value(run.summary.get(key)) for _, key in MAIN_COLUMNS)] for run in runs]
     return _markdown(["Run", *(title for title, _ in MAIN_COLUMNS)], rows)
+
+
+def figure_table(runs: list[Run], columns: list[tuple[str, str]]) -> str:
+    """Markdown: one row per run, one column per ``(title, "task/figure")`` in ``columns``."""
+    rows = [[run.name, *(format_value(run.task_figures().get(key)) for _, key in columns)] for run in runs]
+    return _markdown(["Run", *(title for title, _ in columns)], rows)
 
 
 def task_table(runs: list[Run]) -> str:
