@@ -81,22 +81,30 @@ def forget_quality(ratios: np.ndarray, gold_ratios: np.ndarray) -> float:
     return float(ks_2samp(np.asarray(ratios, dtype=np.float64), np.asarray(gold_ratios, dtype=np.float64)).pvalue)
 
 
+def log_ratios(ratios: np.ndarray) -> np.ndarray:
+    """``log R``, with ``R`` clipped to ``[1e-300, 1e300]`` so that a 0 or infinite ratio stays finite."""
+    return np.log(np.clip(np.asarray(ratios, dtype=np.float64), 1e-300, 1e300))
+
+
 def histogram_edges(ratios: np.ndarray, gold_ratios: np.ndarray, bins: int = 20) -> np.ndarray:
-    """``bins + 1`` equal-width bin edges spanning both samples together (the shared bins of two histograms)."""
-    both = np.concatenate([np.asarray(ratios, dtype=np.float64), np.asarray(gold_ratios, dtype=np.float64)])
-    return np.histogram_bin_edges(both, bins=bins)
+    """``bins + 1`` equal-width edges on the ``log R`` scale spanning both samples (the shared bins).
+
+    Truth ratios are heavy-tailed (``R = exp(loss difference)``): on a linear scale one outlier would squeeze every
+    other sample into the first bin, so the bins are laid on ``log R``, where a ratio and its inverse are symmetric.
+    """
+    return np.histogram_bin_edges(np.concatenate([log_ratios(ratios), log_ratios(gold_ratios)]), bins=bins)
 
 
 def distribution_similarity(ratios: np.ndarray, gold_ratios: np.ndarray, bins: int = 20) -> float:
     """``1 - JS(p, q)``: one minus the Jensen-Shannon divergence (base 2) of two truth-ratio histograms.
 
-    ``p`` and ``q`` are the normalised histograms of the two samples on ``histogram_edges`` (shared bins), so only
-    the distributions are compared, never index-aligned values. ``JS = (KL(p||m) + KL(q||m)) / 2`` with
-    ``m = (p + q) / 2``, in [0, 1] (scipy's ``jensenshannon`` returns its square root). 1 for equal histograms.
+    ``p`` and ``q`` are the normalised histograms of ``log R`` of the two samples on ``histogram_edges`` (shared
+    bins), so only the distributions are compared, never index-aligned values. ``JS = (KL(p||m) + KL(q||m)) / 2``
+    with ``m = (p + q) / 2``, in [0, 1] (scipy's ``jensenshannon`` returns its square root). 1 for equal histograms.
     """
     edges = histogram_edges(ratios, gold_ratios, bins)
-    p, _ = np.histogram(ratios, bins=edges)
-    q, _ = np.histogram(gold_ratios, bins=edges)
+    p, _ = np.histogram(log_ratios(ratios), bins=edges)
+    q, _ = np.histogram(log_ratios(gold_ratios), bins=edges)
     return float(1.0 - jensenshannon(p, q, base=2) ** 2)
 
 

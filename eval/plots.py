@@ -9,7 +9,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from eval.logs import truth_ratios
-from eval.metrics import distribution_similarity, forget_quality, histogram_edges
+from eval.metrics import distribution_similarity, forget_quality, histogram_edges, log_ratios
 from eval.runs import Run, task_columns
 from unlearn.errors import UsageError
 
@@ -72,7 +72,7 @@ def _gold_pairs(runs: list[Run]) -> list[tuple[Run, np.ndarray, np.ndarray]]:
 
 
 def plot_truth_ratios(runs: list[Run], path: Path, bins: int = 20) -> Path | None:
-    """Per run evaluated with a gold model: histograms of its forget-caption truth ratios and the gold model's on
+    """Per run evaluated with a gold model: histograms of its forget-caption log truth ratios and the gold model's on
     shared bins, titled with both forget-quality figures. None when no run has a readable gold evaluation."""
     pairs = _gold_pairs(runs)
     if not pairs:
@@ -81,9 +81,9 @@ def plot_truth_ratios(runs: list[Run], path: Path, bins: int = 20) -> Path | Non
     for i, (run, ratios, gold) in enumerate(pairs):
         axes = figure.add_subplot(1, len(pairs), i + 1)
         edges = histogram_edges(ratios, gold, bins)
-        axes.hist(gold, bins=edges, alpha=0.5, label="gold")
-        axes.hist(ratios, bins=edges, alpha=0.5, label=run.name)
+        axes.hist(log_ratios(gold), bins=edges, alpha=0.5, label="gold")
+        axes.hist(log_ratios(ratios), bins=edges, alpha=0.5, label=run.name)
         ks, js = forget_quality(ratios, gold), distribution_similarity(ratios, gold, bins)
-        axes.set(xlabel="truth ratio R", ylabel="samples", title=f"{run.name}\nKS p={ks:.3g}, 1-JS={js:.3f}")
+        axes.set(xlabel="log truth ratio (log R)", ylabel="samples", title=f"{run.name}\nKS p={ks:.3g}, 1-JS={js:.3f}")
         axes.legend(fontsize=7)
     return _save(figure, path)

@@ -159,10 +159,30 @@ def _evaluate(settings: ProtocolSettings, folder: Path, adapter: bool, gold: Pat
     )
 
 
+def check_settings(settings: ProtocolSettings) -> None:
+    """Record the settings in ``out/settings.json``, or refuse an ``out`` made with other settings.
+
+    Finished stages are skipped on a rerun, so mixing settings in one folder would silently reuse the old models.
+    Only ``methods`` may differ (a rerun with more methods trains just the new ones).
+    """
+    stamp = settings.out / "settings.json"
+    current = {key: value for key, value in vars(settings).items() if key not in ("out", "methods")}
+    if not stamp.exists():
+        stamp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        return
+    recorded = json.loads(stamp.read_text())
+    changed = [
+        f"{key} {recorded.get(key)!r} -> {value!r}" for key, value in current.items() if recorded.get(key) != value
+    ]
+    if changed:
+        raise UsageError(f"{settings.out} was made with other settings ({', '.join(changed)}); choose another --out")
+
+
 def run_protocol(settings: ProtocolSettings) -> str:
     """Run every stage that is not done yet; returns the results table and the headline task figures (markdown)."""
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
+    check_settings(settings)
     torch.set_num_threads(settings.threads)
     datasets.disable_progress_bars()
     data, base, vanilla, gold = out / "data", out / "base", out / "vanilla", out / "gold"
@@ -199,6 +219,5 @@ def run_protocol(settings: ProtocolSettings) -> str:
         runs.append(folder)
     _say("report (rewritten every time: it lists the runs of this call)")
     write_report(load_runs(runs), out / "report")
-    (out / "report" / "settings.json").write_text(json.dumps({**settings.__dict__, "out": str(out)}, indent=2) + "\n")
     loaded = load_runs(runs)
     return results_table(loaded) + "\n\n" + figure_table(loaded, HEADLINE_TASKS)

@@ -118,6 +118,12 @@ class CaptionTask(Task):
         }
 
 
+def _prediction(answers: tuple[str, ...], losses: list[float]) -> str | None:
+    """The answer with the lowest loss; None on a tie for the lowest (which ``option_accuracy`` counts as wrong)."""
+    best = min(losses)
+    return answers[losses.index(best)] if losses.count(best) == 1 else None
+
+
 class OptionsTask(Task):
     """Options: the true answer and wrong ones scored with the same prompt and image; accuracy and the true option's
     probability share. Face tasks use the row's name and its ``perturbed_names``; ``real_*`` tasks the row's options."""
@@ -125,7 +131,8 @@ class OptionsTask(Task):
     def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
         for i, row in enumerate(rows):
             if "perturbed_names" in row:
-                example, options = face_example(row), [row["name"], *row["perturbed_names"]]
+                wrong = [name for name in dict.fromkeys(row["perturbed_names"]) if name != row["name"]]
+                example, options = face_example(row), [row["name"], *wrong]
             else:
                 example, options = multiple_choice(row)
             yield Sample(i, example, tuple(options))
@@ -138,7 +145,7 @@ class OptionsTask(Task):
             "reference": sample.example.answer,
             "options": list(sample.answers),
             "option_losses": losses,
-            "prediction": sample.answers[int(np.argmin(losses))],
+            "prediction": _prediction(sample.answers, losses),
             "correct": bool(option_accuracy(row)),
             "probability": float(option_probability(row)[0]),
         }

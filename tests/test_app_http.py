@@ -63,10 +63,15 @@ def server(tiny_model, mini_clear, tmp_path_factory) -> Iterator[tuple[str, subp
     else:
         process.kill()
         pytest.fail(f"the app did not start:\n{(folder / 'app.log').read_text()[-3000:]}")
-    yield url, process
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    try:
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
 
 
 @pytest.fixture(scope="module")

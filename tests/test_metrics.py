@@ -12,6 +12,7 @@ from eval.metrics import (
     forget_quality,
     harmonic_mean,
     histogram_edges,
+    log_ratios,
     option_accuracy,
     option_probability,
     probability,
@@ -97,13 +98,23 @@ def test_forget_quality_compares_distributions_not_aligned_vectors():
 
 
 def test_distribution_similarity_by_hand():
-    # shared edges [0.1, 0.525, 0.95]: p = (2, 1) / 3, q = (1, 2) / 3, m = (1/2, 1/2)
-    # JS = KL(p||m) = 2/3 log2(4/3) + 1/3 log2(2/3)
-    ratios, gold = np.array([0.1, 0.2, 0.9]), np.array([0.15, 0.85, 0.95])
+    # bins on log R: log values (0.1, 0.2, 0.9) and (0.15, 0.85, 0.95), shared edges [0.1, 0.525, 0.95]:
+    # p = (2, 1) / 3, q = (1, 2) / 3, m = (1/2, 1/2); JS = KL(p||m) = 2/3 log2(4/3) + 1/3 log2(2/3)
+    ratios, gold = np.exp([0.1, 0.2, 0.9]), np.exp([0.15, 0.85, 0.95])
     np.testing.assert_allclose(histogram_edges(ratios, gold, bins=2), [0.1, 0.525, 0.95])
     js = 2 / 3 * math.log2(4 / 3) + 1 / 3 * math.log2(2 / 3)
     assert distribution_similarity(ratios, gold, bins=2) == pytest.approx(1 - js)
-    assert distribution_similarity(np.array([0.0, 0.0]), np.array([1.0, 1.0]), bins=2) == pytest.approx(0.0)
+    assert distribution_similarity(np.array([0.5, 0.5]), np.array([2.0, 2.0]), bins=2) == pytest.approx(0.0)
+
+
+def test_distribution_similarity_survives_outliers_and_infinite_ratios():
+    ratios, gold = np.array([0.10, 0.11, 0.12, 0.13]), np.array([0.9, 1.0, 1.05, 1.1])
+    apart = distribution_similarity(ratios, gold)
+    assert apart < 0.1
+    # one huge ratio must not squeeze every other sample into one bin and make the samples look alike
+    assert distribution_similarity(np.append(ratios, 50.0), gold) < 0.3
+    assert np.isfinite(distribution_similarity(np.append(ratios, np.inf), gold))
+    assert log_ratios(np.array([0.0, np.inf])).tolist() == pytest.approx([math.log(1e-300), math.log(1e300)])
 
 
 def test_harmonic_mean_by_hand():

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.protocol import ProtocolSettings, run_protocol
+from eval.protocol import ProtocolSettings, check_settings, run_protocol
+from unlearn.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,3 +71,10 @@ def _method_names() -> list[str]:
     from unlearn.methods import METHODS
 
     return list(METHODS)
+
+
+def test_an_output_folder_made_with_other_settings_is_refused(tmp_path):
+    check_settings(ProtocolSettings(out=tmp_path, persons=20, methods=["npo_gd"]))
+    check_settings(ProtocolSettings(out=tmp_path, persons=20, methods=["npo_gd", "idk"]))  # more methods: fine
+    with pytest.raises(UsageError, match="persons 20 -> 40"):
+        check_settings(ProtocolSettings(out=tmp_path, persons=40))

@@ -36,7 +36,8 @@ def load_clear(config: str, source: str = CLEAR_SOURCE) -> datasets.Dataset:
     """Load one CLEAR config (train split) from a Hub dataset id or a local folder in the same layout.
 
     Both go through ``datasets.load_dataset(source, config, split="train")``; the columns are then checked
-    against CLEAR's published schema, so a wrong folder fails here with one clear line, not later.
+    against CLEAR's published schema, so a wrong folder fails here with one clear line, not later. Extra columns
+    (an index column a conversion added, say) are dropped: the result has exactly CLEAR's columns, in its order.
     """
     check_config(config)
     local = Path(source).expanduser()
@@ -48,10 +49,7 @@ def load_clear(config: str, source: str = CLEAR_SOURCE) -> datasets.Dataset:
     except Exception as exc:  # datasets raises many types; the user needs one line
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"cannot load CLEAR config {config!r} from {source}: {first_line}") from exc
-    expected, found = set(CLEAR_CONFIGS[config]), set(dataset.column_names)
-    if expected != found:
-        missing, extra = sorted(expected - found), sorted(found - expected)
-        raise UsageError(
-            f"{source} config {config!r} does not match CLEAR's schema: missing columns {missing}, unexpected {extra}"
-        )
-    return dataset
+    missing = [column for column in CLEAR_CONFIGS[config] if column not in dataset.column_names]
+    if missing:
+        raise UsageError(f"{source} config {config!r} does not match CLEAR's schema: missing columns {missing}")
+    return dataset.select_columns(list(CLEAR_CONFIGS[config]))

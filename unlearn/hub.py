@@ -40,10 +40,16 @@ def hub_id(name: str) -> str | None:
     return f"{snapshot['owner']}/{snapshot['name']}@{snapshot['commit']}"
 
 
+# What loading a checkpoint or adapter needs: safetensors weights, configs, tokenizer and processor files, the card.
+# Pickled weights (``*.bin``, ``*.pt``) are never downloaded.
+LOADABLE_FILES = ["*.safetensors", "*.json", "*.jinja", "*.txt", "*.model", "*.md"]
+
+
 def resolve(name: str) -> str:
     """A local folder as is; a Hub repo id (with an optional ``@revision``) downloaded through the Hub cache.
 
-    ``snapshot_download`` honours the cache, so after one download this also works with ``HF_HUB_OFFLINE=1``.
+    ``snapshot_download`` honours the cache, so after one download this also works with ``HF_HUB_OFFLINE=1``; only
+    ``LOADABLE_FILES`` are fetched (no pickles).
     """
     path = Path(name).expanduser()
     if path.is_dir():
@@ -52,6 +58,6 @@ def resolve(name: str) -> str:
         raise UsageError(f"folder not found and not a Hub repo id: {name}")
     repo_id, revision = split_revision(name)
     try:
-        return snapshot_download(repo_id, revision=revision)
+        return snapshot_download(repo_id, revision=revision, allow_patterns=LOADABLE_FILES)
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
         raise UsageError(f"cannot get {name} from the Hugging Face Hub: {str(exc).strip().splitlines()[0]}") from exc

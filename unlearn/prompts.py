@@ -69,12 +69,14 @@ def choice_prompt(question: str, options: list[str]) -> str:
 
 
 def multiple_choice(row: dict[str, Any]) -> tuple[Example, list[str]]:
-    """A multiple-choice row (``real_faces``, ``real_world``) -> the example and its options, true answer first."""
+    """A multiple-choice row (``real_faces``, ``real_world``) -> the example and its options, true answer first.
+
+    The prompt is built the same way for every row and every model: the question (``real_world``) or a face-naming
+    prompt (``real_faces``), then the options. ``real_world``'s own ``prompt`` column is not used: it may carry one
+    model family's formatting, image placeholders included.
+    """
     options = list(row["options"])
-    if row.get("prompt"):
-        prompt = row["prompt"]
-    else:
-        prompt = choice_prompt(face_example(row).prompt, options)
+    prompt = choice_prompt(row.get("question") or face_example(row).prompt, options)
     others = [option for option in options if option != row["answer"]]
     return Example(prompt, row["answer"], row.get("image")), [row["answer"], *others]
 

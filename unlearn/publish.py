@@ -9,8 +9,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx2
 from huggingface_hub import CommitInfo, HfApi, get_token
+from huggingface_hub.errors import HfHubHTTPError
 
 from unlearn.errors import UsageError
 from unlearn.hub import REPO_ID, split_revision
@@ -151,7 +151,7 @@ def push(
             info = api.upload_folder(
                 repo_id=repo_id, folder_path=staged.folder, revision=revision, commit_message=message
             )
-        except (OSError, ValueError, httpx2.HTTPError) as exc:
+        except (OSError, ValueError, HfHubHTTPError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UsageError(f"cannot push to {repo_id}: {first_line}") from exc
     return info, staged
