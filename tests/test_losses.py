@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import BatchFeature
 
+from tests.stub_models import StubPeftModel, stub_batch
+from unlearn.errors import UsageError
 from unlearn.methods import METHODS, get_method
 from unlearn.methods.logprobs import answer_kl, answer_logprob, answer_nll
 from unlearn.methods.npo import npo_loss
-from unlearn.trainer import ensure_finite, lora_l1
+from unlearn.trainer import ensure_finite, ensure_finite_gradients, ensure_finite_weights, lora_l1
 
 LN2, LN3, LN4 = math.log(2), math.log(3), math.log(4)
 IGNORE = -100
@@ -79,39 +78,31 @@ def test_lora_l1_sums_trainable_lora_weights_only():
 def test_ensure_finite_rejects_nan_and_infinity():
     ensure_finite(torch.tensor(1.5), step=0)
     for bad in (float("nan"), float("inf"), -float("inf")):
-        with pytest.raises(Exception, match="diverged"):
+        with pytest.raises(UsageError, match="diverged"):
             ensure_finite(torch.tensor(bad), step=3)
 
 
-class StubPeftModel(torch.nn.Module):
-    """Returns fixed logits per batch (found by the first input id); the reference ones when the adapter is off."""
-
-    def __init__(self, logits: dict[int, torch.Tensor], reference: dict[int, torch.Tensor]) -> None:
-        super().__init__()
-        self.table, self.reference, self.disabled = logits, reference, False
-
-    @contextmanager
-    def disable_adapter(self):
-        self.disabled = True
-        try:
-            yield
-        finally:
-            self.disabled = False
-
-    def forward(self, input_ids: torch.Tensor, **kwargs) -> SimpleNamespace:
-        assert "labels" not in kwargs, "methods compute their losses from the logits"
-        table = self.reference if self.disabled else self.table
-        return SimpleNamespace(logits=table[int(input_ids[0, 0])])
+def test_ensure_finite_gradients_and_weights_reject_nan_and_infinity():
+    model = torch.nn.Linear(2, 1)
+    model.weight.grad = torch.ones(1, 2)
+    ensure_finite_gradients(model, step=0)  # a parameter without a gradient (the bias) is skipped
+    ensure_finite_weights(model)
+    for bad in (float("nan"), float("inf")):
+        model.weight.grad[0, 1] = bad
+        with pytest.raises(UsageError, match="non-finite gradient at step 4"):
+            ensure_finite_gradients(model, step=4)
+        with torch.no_grad():
+            model.bias.fill_(bad)
+        with pytest.raises(UsageError, match="NaN or infinite"):
+            ensure_finite_weights(model)
+    model.bias.requires_grad_(False)
+    ensure_finite_weights(model)  # only trainable weights are checked
 
 
-FORGET_ID, RETAIN_ID = 1, 2
 UNIFORM = logits_of([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
 # Forget: model p(answer) = 1/2 * 1/4 (log -ln 8), reference uniform (log -ln 4); retain: model as LOGITS too.
-STUB = StubPeftModel({FORGET_ID: LOGITS, RETAIN_ID: LOGITS}, {FORGET_ID: UNIFORM, RETAIN_ID: UNIFORM})
-BATCHES = {
-    "forget": BatchFeature({"input_ids": torch.tensor([[FORGET_ID, 0, 0]]), "labels": LABELS}),
-    "retain": BatchFeature({"input_ids": torch.tensor([[RETAIN_ID, 0, 0]]), "labels": LABELS}),
-}
+STUB = StubPeftModel({"forget": LOGITS, "retain": LOGITS}, {"forget": UNIFORM, "retain": UNIFORM})
+BATCHES = {name: stub_batch(name, LABELS) for name in ("forget", "retain")}
 NLL = (LN2 + LN4) / 2
 KL = 0.25 * math.log(4 / 3)
 NPO_HALF = 4 * math.log(1 + (1 / 8 / (1 / 4)) ** 0.5)  # beta 0.5, one sample: p/p_ref = 1/2
@@ -151,11 +142,10 @@ def test_the_first_methods_are_registered_with_descriptions():
 
 def test_npo_uses_only_the_answer_tokens_the_labels_keep():
     reference = logits_of([[LN3, 0.0], [0.0, LN3], [0.0, 0.0]])  # p_ref: 3/4 for token 0 at t=0, 3/4 for 1 at t=1
-    stub = StubPeftModel({FORGET_ID: LOGITS}, {FORGET_ID: reference})
+    stub = StubPeftModel({"forget": LOGITS}, {"forget": reference})
     method = get_method("npo")(get_method("npo").options_class(beta=1.0))
-    both = {"forget": BatchFeature({"input_ids": torch.tensor([[FORGET_ID, 0, 0]]), "labels": LABELS})}
-    last = {"forget": BatchFeature({"input_ids": torch.tensor([[FORGET_ID, 0, 0]]), "labels": LABELS.clone()})}
-    last["forget"]["labels"][0, 1] = IGNORE
+    both = {"forget": stub_batch("forget", LABELS)}
+    last = {"forget": stub_batch("forget", torch.tensor([[IGNORE, IGNORE, 1]]))}
     # both answer tokens: p = 1/2 * 1/4, p_ref = 3/4 * 3/4 -> ratio 2/9; the last only: 1/4 over 3/4 -> ratio 1/3
     assert method.loss(stub, both, 0)[0].item() == pytest.approx(2 * math.log(1 + 2 / 9), abs=1e-5)
     assert method.loss(stub, last, 0)[0].item() == pytest.approx(2 * math.log(1 + 1 / 3), abs=1e-5)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
+from unlearn.methods import get_method
 from unlearn.methods.dpo import dpo_loss
 from unlearn.methods.llmu import llmu_loss
 from unlearn.methods.rmu import control_vector, masked_mse, misdirection, predicting_positions
@@ -133,3 +134,8 @@ def test_sku_negation_flips_the_lora_weight_change():
     assert torch.allclose(layer.get_delta_weight("default"), -learned)
     assert torch.equal(layer.lora_A["default"].weight, lora_a), "only B changes sign (A too would cancel out)"
     assert torch.allclose(model(x), base - x @ learned.T, atol=1e-6)
+
+
+def test_sku_refuses_to_finish_when_there_is_no_lora_layer_to_negate():
+    with pytest.raises(ValueError, match="no active LoRA layer"):
+        get_method("sku")().finish(torch.nn.Sequential(torch.nn.Linear(4, 3)))

@@ -4,14 +4,13 @@ examples they collate (refusals, mismatched answers)."""
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from types import SimpleNamespace
 
 import pytest
 import torch
 from PIL import Image
 from transformers import AutoProcessor, BatchFeature
 
+from tests.stub_models import StubPeftModel, stub_batch
 from unlearn.errors import UsageError
 from unlearn.examples import split_examples
 from unlearn.methods import METHODS, get_method
@@ -30,36 +29,10 @@ UNIFORM = torch.zeros(1, 3, 2)
 LABELS = torch.tensor([[IGNORE, 0, 1]])
 NLL_PEAKED, NLL_UNIFORM = 1.5 * LN2, LN2
 KL_UNIFORM_PEAKED = 0.25 * math.log(4 / 3)  # KL(uniform || peaked) per answer token: (0 + 1/2 ln(4/3)) / 2
-BATCH_IDS = {"forget": 1, "retain": 2, "refusal": 3, "mismatch": 4}
-
-
-class StubPeftModel(torch.nn.Module):
-    """Fixed logits per batch name (found by the first input id), other ones with the adapter disabled; it records
-    which batches it was run on."""
-
-    def __init__(self, logits: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        self.logits, self.reference, self.disabled, self.seen = logits, reference, False, []
-        self.names = {index: name for name, index in BATCH_IDS.items()}
-
-    @contextmanager
-    def disable_adapter(self):
-        self.disabled = True
-        try:
-            yield
-        finally:
-            self.disabled = False
-
-    def forward(self, input_ids: torch.Tensor, **kwargs) -> SimpleNamespace:
-        assert "labels" not in kwargs
-        name = self.names[int(input_ids[0, 0])]
-        self.seen.append(name)
-        return SimpleNamespace(logits=(self.reference if self.disabled else self.logits)[name])
 
 
 def batches(*names: str) -> dict[str, BatchFeature]:
-    ids = {name: torch.tensor([[BATCH_IDS[name], 0, 0]]) for name in names}
-    return {name: BatchFeature({"input_ids": ids[name], "labels": LABELS}) for name in names}
+    return {name: stub_batch(name, LABELS) for name in names}
 
 
 def method(name: str, **options):

@@ -26,15 +26,6 @@ NEW_METHODS = ("idk", "dpo", "llmu", "scrub", "rmu", "sku", "simnpo")
 QUIET = {"report_to": "none", "disable_tqdm": True, "save_strategy": "no"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread is as fast, and much faster when other test runs share the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def config(model: str, data: str, out: Path, method: str, **overrides) -> UnlearnConfig:
     settings = {
         "model": model,
@@ -103,13 +94,16 @@ def test_scrub_takes_separate_optimiser_steps_for_max_and_min(tiny_model, mini_c
     assert phases == [True, False, True, False]
     assert all("retain_kl" not in logs for logs in recorder.logs[::2])
     assert all({"retain_kl", "retain_nll"} <= set(logs) for logs in recorder.logs[1::2])
-    assert recorder.logs[0]["loss"] == pytest.approx(-recorder.logs[0]["forget_kl"], abs=1e-6)
+    # The first max step has KL 0 (the student is its teacher); the second follows a min step that moved it.
+    second_max = recorder.logs[2]
+    assert second_max["forget_kl"] > 0
+    assert second_max["loss"] == pytest.approx(-second_max["forget_kl"], rel=1e-4)
     # Logged over two steps, each term is still averaged over the steps that computed it.
     combined = Recorder()
     run = config(tiny_model, mini_clear, tmp_path / "scrub2", "scrub", logging_steps=2, **settings)
     unlearn(run, callbacks=[combined])
-    assert combined.logs[0]["forget_kl"] == pytest.approx(recorder.logs[0]["forget_kl"], rel=1e-4, abs=1e-7)
-    assert combined.logs[0]["retain_nll"] == pytest.approx(recorder.logs[1]["retain_nll"], rel=1e-4)
+    assert combined.logs[1]["forget_kl"] == pytest.approx(second_max["forget_kl"], rel=1e-4)
+    assert combined.logs[1]["retain_nll"] == pytest.approx(recorder.logs[3]["retain_nll"], rel=1e-4)
 
 
 def test_sku_saves_the_negated_weight_change(tiny_model, mini_clear, tmp_path):
@@ -173,13 +167,18 @@ def test_rmu_rejects_a_layer_the_model_does_not_have(adapted):
         rmu.prepare(model, [], [], seed=0)
 
 
-def test_rmu_trains_only_up_to_its_layer(tiny_model):
+def test_rmu_trains_only_up_to_its_layer(tiny_model, adapted):
+    _, batches = adapted
     model, _ = load_model(tiny_model, quantization="4bit")
     model = add_lora(model, LoraSettings(projector=True))
-    get_method("rmu")().prepare(model, [], [], seed=0)  # default layer (2 - 1) // 4 = 0
-    trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
-    assert any("layers.0." in name for name in trainable) and any("multi_modal_projector" in name for name in trainable)
-    assert not any("layers.1." in name for name in trainable), "the layers above the steered one are frozen"
+    rmu = get_method("rmu")()
+    rmu.prepare(model, [], [], seed=0)  # default layer (2 - 1) // 4 = 0
+    for when in ("after prepare", "after a loss (its frozen-model forward)"):
+        trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+        assert any("layers.0." in name for name in trainable), when
+        assert any("multi_modal_projector" in name for name in trainable), when
+        assert not any("layers.1." in name for name in trainable), f"the layers above the steered one, {when}"
+        rmu.loss(model, batches, step=0)
 
 
 def test_rmu_training_moves_forget_states_towards_the_control_vector(tiny_model, mini_clear, tmp_path):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from unlearn import models
 from unlearn.collate import generation_batch, training_batch
 from unlearn.errors import UsageError
 from unlearn.examples import split_examples
@@ -63,6 +68,27 @@ def test_4bit_lora_with_gradient_checkpointing_gets_gradients_after_an_evaluatio
     assert all(g > 0 for g in grads), "every LoRA weight receives a gradient"
     first_layer_grad = [p.grad for n, p in model.named_parameters() if "layers.0.self_attn.q_proj.lora_B" in n][0]
     assert first_layer_grad.abs().sum() > 0, "gradients reach the first layer through the checkpointed blocks"
+
+
+def test_a_model_folder_without_processor_files_is_a_usage_error(tiny_model, tmp_path):
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(Path(tiny_model) / name, tmp_path / name)
+    with pytest.raises(UsageError, match="cannot load model"):
+        load_model(str(tmp_path))
+
+
+def test_each_process_loads_the_model_onto_its_own_gpu(tiny_model, monkeypatch):
+    placed = {}
+
+    def from_pretrained(path, **kwargs):
+        placed.update(kwargs)
+        return torch.nn.Linear(1, 1)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(models, "PartialState", lambda: SimpleNamespace(local_process_index=1))
+    monkeypatch.setattr(models.AutoModelForImageTextToText, "from_pretrained", from_pretrained)
+    load_model(tiny_model, dtype=torch.float32)
+    assert placed["device_map"] == {"": 1}, "the second process of accelerate launch on the second GPU"
 
 
 def test_unknown_quantization_and_missing_model_are_usage_errors(tmp_path):

@@ -12,6 +12,7 @@ from unlearn.config import parse_finetune_args, parse_unlearn_args, run_config
 from unlearn.errors import UsageError
 from unlearn.examples import split_examples
 from unlearn.methods import METHODS, get_method
+from unlearn.models import LoraSettings
 from unlearn.pairing import ForgetRetainPairs, PairCollator
 from unlearn.prompts import Example
 from unlearn.trainer import write_run_config
@@ -33,7 +34,9 @@ def test_paper_defaults_for_unlearning(tmp_path):
     config, options = parse_unlearn_args(unlearn_argv(tmp_path, "--method", "npo"))
     batching = (config.per_device_train_batch_size, config.gradient_accumulation_steps)
     assert (config.num_train_epochs, *batching) == (5, 1, 2)
-    assert (config.learning_rate, config.lora_r, config.lora_alpha, config.l1_lambda) == (1e-5, 8, 32, 0.0)
+    lora = (config.lora_r, config.lora_alpha, config.lora_dropout)
+    assert (config.learning_rate, *lora, config.l1_lambda) == (1e-5, 8, 32, LoraSettings().dropout, 0.0)
+    assert LoraSettings().dropout == 0.05
     assert options.beta == 0.1
 
 
@@ -88,6 +91,13 @@ def test_run_config_holds_the_run_and_never_a_token(tmp_path):
     assert values["beta"] == 0.1 and values["retain_weight"] == 1.0
     assert not any(key.endswith("_token") for key in values)
     assert "hf_secret" not in str(values)
+
+
+def test_run_config_records_the_options_asked_for_and_not_the_resumed_checkpoint(tmp_path):
+    argv = unlearn_argv(tmp_path, "--method", "ga", "--bf16", "true", "--resume_from_checkpoint", "true")
+    values = run_config(*parse_unlearn_args(argv))
+    assert "resume_from_checkpoint" not in values
+    assert (values["bf16"], values["fp16"], values["use_cpu"]) == (True, False, False), "not what a CPU forces"
 
 
 def examples(prefix: str, count: int) -> list[Example]:

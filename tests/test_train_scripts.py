@@ -23,15 +23,6 @@ QUIET = ["--report_to", "none", "--disable_tqdm", "true"]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread is as fast, and much faster when other test runs share the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def vanilla(tiny_model, mini_clear, tmp_path_factory) -> str:
     """The tiny model fully fine-tuned on full+tofu for a few steps by ``scripts.finetune --full``."""
@@ -95,6 +86,20 @@ def test_bad_input_is_one_error_line_and_exit_code_2(vanilla, mini_clear, tmp_pa
     assert run_cli(unlearn.main, argv) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: ") and message in error
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        *((["--method", name, "--beta", "0"], "--beta must be > 0") for name in ("npo", "npo_gd", "simnpo", "dpo")),
+        (["--method", "ga", "--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be > 0"),
+        (["--method", "ga", "--lora_r", "0"], "--lora_r must be > 0"),
+    ],
+)
+def test_options_that_must_be_positive_are_one_error_line(tmp_path, capsys, extra, message):
+    argv = ["--model", "some/model", "--output_dir", str(tmp_path / "out"), *QUIET, *extra]
+    assert run_cli(unlearn.main, argv) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {message}, not 0"]
 
 
 def test_finetune_bad_input_is_exit_code_2(mini_clear, tmp_path, capsys):

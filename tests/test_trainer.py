@@ -17,20 +17,12 @@ from unlearn.examples import split_examples
 from unlearn.finetune import MERGED, finetune
 from unlearn.methods import get_method
 from unlearn.methods.logprobs import answer_nll, reference_logits
+from unlearn.methods.rmu import decoder
 from unlearn.models import LoraSettings, add_lora, load_model
 from unlearn.trainer import FINAL_TMP, RUN_CONFIG, save_final
 from unlearn.unlearning import unlearn
 
 QUIET = {"report_to": "none", "disable_tqdm": True, "logging_steps": 1}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread is as fast, and much faster when other test runs share the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def unlearn_config(model: str, data: str, out: Path, method: str = "ga", **overrides) -> UnlearnConfig:
@@ -85,6 +77,17 @@ def test_reference_gives_exactly_the_logits_of_the_model_before_training(tiny_mo
         assert not torch.allclose(model(**inputs).logits, before), "training moved the adapted model"
     assert torch.equal(reference_logits(model, batch), before)
     assert model(**inputs).logits.requires_grad, "the adapter is enabled again after the reference forward"
+
+
+def test_a_reference_forward_leaves_every_requires_grad_flag_as_it_was(tiny_model, mini_clear):
+    model, processor = load_model(tiny_model)
+    model = add_lora(model, LoraSettings())
+    decoder(model).layers[1].requires_grad_(False)  # as RMU freezes the layers above its own
+    batch = training_batch(processor, split_examples(mini_clear, "forget10")[:2])
+    flags = {name: parameter.requires_grad for name, parameter in model.named_parameters()}
+    assert any(flags.values()) and not all(flag for name, flag in flags.items() if "lora_" in name)
+    reference_logits(model, batch)
+    assert flags == {name: parameter.requires_grad for name, parameter in model.named_parameters()}
 
 
 def test_full_finetune_writes_a_checkpoint_with_a_frozen_vision_tower(tiny_model, mini_clear, tmp_path):
@@ -169,6 +172,25 @@ def test_a_nan_loss_stops_the_run_and_saves_nothing_as_final(tiny_model, mini_cl
     monkeypatch.setattr(get_method("ga"), "loss", nan_loss)
     out = tmp_path / "nan"
     with pytest.raises(UsageError, match="diverged"):
+        unlearn(unlearn_config(tiny_model, mini_clear, out))
+    leftovers = {path.name for path in out.iterdir()} if out.exists() else set()
+    assert not leftovers & {"adapter_config.json", "adapter_model.safetensors", RUN_CONFIG, FINAL_TMP}
+
+
+def test_a_nan_gradient_on_the_last_step_stops_the_run_and_saves_nothing_as_final(
+    tiny_model, mini_clear, tmp_path, monkeypatch
+):
+    ga_loss = get_method("ga").loss
+
+    def nan_gradient_on_the_last_step(self, model, batches, step):
+        loss, logs = ga_loss(self, model, batches, step)
+        if step == 1:  # the loss stays finite, its gradient does not
+            loss.register_hook(lambda grad: grad * float("nan"))
+        return loss, logs
+
+    monkeypatch.setattr(get_method("ga"), "loss", nan_gradient_on_the_last_step)
+    out = tmp_path / "nan"
+    with pytest.raises(UsageError, match="non-finite gradient at step 1"):
         unlearn(unlearn_config(tiny_model, mini_clear, out))
     leftovers = {path.name for path in out.iterdir()} if out.exists() else set()
     assert not leftovers & {"adapter_config.json", "adapter_model.safetensors", RUN_CONFIG, FINAL_TMP}

@@ -23,11 +23,15 @@ from unlearn.data import CLEAR_SOURCE, FORGET_SPLITS, RETAIN_OF, check_config
 from unlearn.errors import UsageError
 from unlearn.examples import MODALITIES
 from unlearn.methods import METHODS, get_method
+from unlearn.methods.base import require_positive
 from unlearn.models import QUANTIZATIONS, LoraSettings
 
 TRAINABLE_SPLITS = ("full", *FORGET_SPLITS, *RETAIN_OF.values())
 # TensorBoard logs when it is installed (``report_to``); nothing otherwise.
 DEFAULT_REPORT_TO = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
+# Options a machine without CUDA overrides (run_config records them as asked), and options of one run only.
+CPU_FORCED = ("bf16", "fp16", "use_cpu")
+NOT_RECORDED = ("resume_from_checkpoint",)
 
 
 @dataclass
@@ -43,7 +47,7 @@ class ModelConfig(TrainingArguments):
     )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale alpha/r)"})
-    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
+    lora_dropout: float = field(default=LoraSettings().dropout, metadata={"help": "dropout on the LoRA input"})
     lora_projector: bool = field(default=False, metadata={"help": "also put LoRA on the multimodal projector"})
     train_vision: bool = field(
         default=False, metadata={"help": "train the vision tower too (LoRA on it, or its weights with --full)"}
@@ -61,6 +65,8 @@ class ModelConfig(TrainingArguments):
             raise UsageError("--model is required (a checkpoint folder or a Hub id)")
         if self.quantization not in QUANTIZATIONS:
             raise UsageError(f"unknown quantization {self.quantization!r}; choose 4bit or 8bit")
+        require_positive(lora_r=self.lora_r, per_device_train_batch_size=self.per_device_train_batch_size)
+        self.asked = {name: getattr(self, name) for name in CPU_FORCED}  # what run_config records
         if not torch.cuda.is_available():  # CPU: float32 compute, no mixed precision; gloo under accelerate launch
             self.bf16 = self.fp16 = False
             self.use_cpu = True
@@ -136,10 +142,15 @@ class UnlearnConfig(ModelConfig):
         super().__post_init__()
 
 
-def run_config(config: TrainingArguments, options: Any = None) -> dict[str, Any]:
-    """The resolved configuration of a run as JSON-ready values; every ``*_token`` field is left out."""
-    values = {key: value for key, value in config.to_dict().items() if not key.endswith("_token")}
-    return {**values, **(asdict(options) if options is not None else {})}
+def run_config(config: ModelConfig, options: Any = None) -> dict[str, Any]:
+    """The resolved configuration of a run as JSON-ready values, to rerun it anywhere with ``--config``.
+
+    Every ``*_token`` field and ``resume_from_checkpoint`` are left out; the options a CPU machine overrides
+    (``CPU_FORCED``) hold the values asked for.
+    """
+    values = config.to_dict()
+    values = {key: value for key, value in values.items() if not key.endswith("_token") and key not in NOT_RECORDED}
+    return {**values, **config.asked, **(asdict(options) if options is not None else {})}
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

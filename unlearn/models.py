@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig, PreTrainedModel, ProcessorMixin
 
@@ -73,19 +73,13 @@ def disable_cpu_weight_repacking(model: torch.nn.Module) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def load_processor(name_or_path: str) -> ProcessorMixin:
-    """The processor (tokenizer, image processor, chat template) of a checkpoint."""
-    return AutoProcessor.from_pretrained(resolve(name_or_path))
-
-
 def load_model(
     name_or_path: str,
     quantization: str | None = None,
     adapter: str | None = None,
     dtype: torch.dtype | None = None,
-    trainable_adapter: bool = False,
 ) -> tuple[PreTrainedModel, ProcessorMixin]:
-    """Load a checkpoint and its processor, optionally quantized and with an existing LoRA adapter.
+    """Load a checkpoint and its processor, optionally quantized and with an existing LoRA adapter (not trainable).
 
     ``name_or_path`` and ``adapter`` are Hub ids (``USER/NAME`` or ``USER/NAME@REVISION``) or local folders.
     """
@@ -97,16 +91,16 @@ def load_model(
             path,
             dtype=dtype,
             quantization_config=quantization_config(quantization, dtype),
-            device_map={"": 0} if device == "cuda" else None,
+            device_map={"": PartialState().local_process_index} if device == "cuda" else None,  # this process's GPU
             use_safetensors=True,
         )
+        processor = AutoProcessor.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot load model {name_or_path}: {str(exc).strip().splitlines()[0]}") from exc
-    processor = AutoProcessor.from_pretrained(path)
     if quantization is not None:
         disable_cpu_weight_repacking(model)
     if adapter is not None:
-        model = PeftModel.from_pretrained(model, resolve(adapter), is_trainable=trainable_adapter)
+        model = PeftModel.from_pretrained(model, resolve(adapter))
     return model, processor
 
 
@@ -137,8 +131,3 @@ def freeze_vision_tower(model: PreTrainedModel) -> None:
     for name, parameter in model.named_parameters():
         if "vision_tower" in name:
             parameter.requires_grad_(False)
-
-
-def is_model_folder(path: str | Path) -> bool:
-    """True when ``path`` is a folder holding a full checkpoint (not an adapter)."""
-    return (Path(path) / "config.json").is_file()

@@ -1,4 +1,4 @@
-"""The ``Trainer`` subclasses (a finite-loss guard; the unlearning loss from a method) and the run helpers.
+"""The ``Trainer`` subclasses (finite loss and gradient guards; the unlearning loss from a method), the run helpers.
 
 A run's output folder holds the Trainer's ``checkpoint-*`` folders while it trains and, once it finished, the final
 model files, written atomically: first into ``OUT/.final-tmp``, then renamed into ``OUT`` one by one with the config
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from unlearn.errors import UsageError
@@ -37,6 +37,29 @@ def ensure_finite(loss: torch.Tensor, step: int) -> None:
         )
 
 
+def ensure_finite_gradients(model: torch.nn.Module, step: int) -> None:
+    """Stop the run with a UsageError when a gradient holds a NaN or infinity (before the optimiser applies it)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if grads and not torch.stack([torch.isfinite(g).all() for g in grads]).all():
+        raise UsageError(
+            f"non-finite gradient at step {step}: training diverged and was stopped, nothing was saved as final; "
+            "try a lower --learning_rate"
+        )
+
+
+def ensure_finite_weights(model: torch.nn.Module) -> None:
+    """Refuse to save a model whose trainable weights hold a NaN or infinity."""
+    if not all(torch.isfinite(p).all() for p in model.parameters() if p.requires_grad):
+        raise UsageError("the trained weights hold NaN or infinite values: nothing was saved as final")
+
+
+class FiniteGradients(TrainerCallback):
+    """Checks the gradients before every optimiser step (see :func:`ensure_finite_gradients`)."""
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, model: torch.nn.Module, **kwargs: Any) -> None:
+        ensure_finite_gradients(model, state.global_step)
+
+
 def lora_l1(model: torch.nn.Module) -> torch.Tensor:
     """``sum |w|`` over every trainable LoRA weight (the ``lora_A`` and ``lora_B`` matrices)."""
     weights = [p for name, p in model.named_parameters() if p.requires_grad and "lora_" in name]
@@ -44,7 +67,15 @@ def lora_l1(model: torch.nn.Module) -> torch.Tensor:
 
 
 class FiniteLossTrainer(Trainer):
-    """A ``Trainer`` whose loss must stay finite (see :func:`ensure_finite`)."""
+    """A ``Trainer`` whose loss and gradients must stay finite (see :func:`ensure_finite`, :class:`FiniteGradients`).
+
+    With fp16's loss scaler the gradients are not checked: it skips the steps whose gradients are not finite itself.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.accelerator.scaler is None:
+            self.add_callback(FiniteGradients())
 
     def compute_loss(
         self,
@@ -155,9 +186,11 @@ def write_run_config(folder: Path, values: dict[str, Any]) -> None:
 def save_run(trainer: Trainer, processor: Any, values: dict[str, Any]) -> Path:
     """Save the trained model (an adapter for PEFT models), the processor and ``run_config.json`` atomically.
 
-    Only the main process writes; with ``accelerate launch`` the others wait for it.
+    Nothing is saved when a trainable weight is not finite. Only the main process writes; with ``accelerate launch``
+    the others wait for it.
     """
     out = Path(trainer.args.output_dir)
+    ensure_finite_weights(trainer.model)
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
         model = trainer.accelerator.unwrap_model(trainer.model)

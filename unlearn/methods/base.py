@@ -15,10 +15,18 @@ from typing import Any, ClassVar
 import torch
 from transformers import BatchFeature
 
+from unlearn.errors import UsageError
 from unlearn.prompts import Example
 
 Batches = Mapping[str, BatchFeature]
 Logs = dict[str, float]
+
+
+def require_positive(**options: float) -> None:
+    """Raise a UsageError naming the first option (``--NAME``) whose value is not > 0."""
+    for name, value in options.items():
+        if not value > 0:
+            raise UsageError(f"--{name} must be > 0, not {value:g}")
 
 
 @dataclass

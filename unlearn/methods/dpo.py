@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearn.methods import register
-from unlearn.methods.base import Batches, Logs, UnlearnMethod
+from unlearn.methods.base import Batches, Logs, UnlearnMethod, require_positive
 from unlearn.methods.logprobs import answer_logprob, logits, reference_logits
 from unlearn.methods.retain import add_retain, with_retain
 from unlearn.prompts import Example
@@ -42,6 +42,9 @@ def logprobs(model: torch.nn.Module, batches: Batches, name: str) -> tuple[torch
 class DPOOptions:
     beta: float = field(default=0.1, metadata={"help": "DPO inverse temperature beta (TOFU's IDK-DPO: 0.1)"})
     retain_weight: float = field(default=1.0, metadata={"help": "weight of the retain term NLL(r); 0 drops it"})
+
+    def __post_init__(self) -> None:
+        require_positive(beta=self.beta)
 
 
 @register

@@ -6,6 +6,8 @@ causal LM, the logits at position t predict the token at t + 1, so labels are sh
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -61,14 +63,28 @@ def outputs(model: torch.nn.Module, batch: BatchFeature, **kwargs: Any) -> Model
     return model(**model_inputs(batch), **kwargs)
 
 
-def reference_outputs(model: torch.nn.Module, batch: BatchFeature, **kwargs: Any) -> ModelOutput:
-    """The outputs of the model before unlearning: the same weights with the LoRA adapter disabled, no gradient.
+@contextmanager
+def adapter_disabled(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The PEFT model (unwrapped from accelerate) with its LoRA adapter disabled and no gradient: the reference model.
 
-    No second copy of the weights: PEFT's ``disable_adapter()`` skips the adapter for this forward only.
+    No second copy of the weights: PEFT's ``disable_adapter()`` skips the adapter inside the block only. Leaving it
+    makes every active LoRA layer trainable again, so each parameter's ``requires_grad`` is restored afterwards (RMU's
+    frozen layers stay frozen, an adapter loaded for inference stays so).
     """
     peft_model = extract_model_from_parallel(model)
-    with peft_model.disable_adapter(), torch.no_grad():
-        return peft_model(**model_inputs(batch), **kwargs)
+    flags = [(parameter, parameter.requires_grad) for parameter in peft_model.parameters()]
+    try:
+        with peft_model.disable_adapter(), torch.no_grad():
+            yield peft_model
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
+
+
+def reference_outputs(model: torch.nn.Module, batch: BatchFeature, **kwargs: Any) -> ModelOutput:
+    """The outputs of the model before unlearning (see :func:`adapter_disabled`)."""
+    with adapter_disabled(model) as reference:
+        return reference(**model_inputs(batch), **kwargs)
 
 
 def logits(model: torch.nn.Module, batch: BatchFeature) -> torch.Tensor:
@@ -79,3 +95,8 @@ def logits(model: torch.nn.Module, batch: BatchFeature) -> torch.Tensor:
 def reference_logits(model: torch.nn.Module, batch: BatchFeature) -> torch.Tensor:
     """The reference model's logits on a batch (see :func:`reference_outputs`)."""
     return reference_outputs(model, batch).logits
+
+
+def reference_kl(model: torch.nn.Module, batch: BatchFeature) -> torch.Tensor:
+    """:func:`answer_kl` of the reference (see :func:`reference_outputs`) to the model on ``batch``'s answers."""
+    return answer_kl(reference_logits(model, batch), logits(model, batch), batch["labels"])

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearn.methods import register
-from unlearn.methods.base import Batches, Logs, UnlearnMethod
+from unlearn.methods.base import Batches, Logs, UnlearnMethod, require_positive
 from unlearn.methods.gradient import nll
 from unlearn.methods.logprobs import answer_logprob, logits, reference_logits
 from unlearn.prompts import Example
@@ -25,6 +25,9 @@ def npo_loss(logprob: torch.Tensor, reference_logprob: torch.Tensor, beta: float
 @dataclass
 class NPOOptions:
     beta: float = field(default=0.1, metadata={"help": "NPO inverse temperature beta (the NPO paper's 0.1)"})
+
+    def __post_init__(self) -> None:
+        require_positive(beta=self.beta)
 
 
 @register

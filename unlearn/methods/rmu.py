@@ -19,7 +19,7 @@ from unlearn.collate import IGNORE_INDEX
 from unlearn.errors import UsageError
 from unlearn.methods import register
 from unlearn.methods.base import Batches, Logs, UnlearnMethod
-from unlearn.methods.logprobs import model_inputs
+from unlearn.methods.logprobs import adapter_disabled, model_inputs
 from unlearn.prompts import Example
 
 
@@ -78,10 +78,9 @@ def layer_states(model: torch.nn.Module, batch: BatchFeature, layer: int) -> tor
 
 
 def frozen_layer_states(model: torch.nn.Module, batch: BatchFeature, layer: int) -> torch.Tensor:
-    """:func:`layer_states` of the frozen model: the LoRA adapter disabled, no gradient."""
-    peft_model = extract_model_from_parallel(model)
-    with peft_model.disable_adapter(), torch.no_grad():
-        return layer_states(peft_model, batch, layer)
+    """:func:`layer_states` of the frozen model (see :func:`unlearn.methods.logprobs.adapter_disabled`)."""
+    with adapter_disabled(model) as frozen:
+        return layer_states(frozen, batch, layer)
 
 
 def default_layer(layers: int) -> int:

@@ -14,7 +14,7 @@ import torch
 from unlearn.errors import UsageError
 from unlearn.methods import register
 from unlearn.methods.base import Batches, Logs, UnlearnMethod
-from unlearn.methods.logprobs import answer_kl, answer_nll, logits, reference_logits
+from unlearn.methods.logprobs import answer_kl, answer_nll, logits, reference_kl, reference_logits
 
 MAX, MIN = "max", "min"
 
@@ -70,7 +70,7 @@ class SCRUB(UnlearnMethod):
     def loss(self, model: torch.nn.Module, batches: Batches, step: int) -> tuple[torch.Tensor, Logs]:
         if scrub_phase(step, self.options.max_steps_per_cycle, self.options.min_steps_per_cycle) == MAX:
             forget = batches["forget"]
-            kl = answer_kl(reference_logits(model, forget), logits(model, forget), forget["labels"])
+            kl = reference_kl(model, forget)
             return scrub_max_loss(kl), {"forget_kl": kl.item()}
         retain = batches["retain"]
         student = logits(model, retain)

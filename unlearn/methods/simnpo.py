@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from unlearn.collate import IGNORE_INDEX
 from unlearn.methods import register
-from unlearn.methods.base import Batches, Logs, UnlearnMethod
+from unlearn.methods.base import Batches, Logs, UnlearnMethod, require_positive
 from unlearn.methods.logprobs import answer_logprob, logits
 from unlearn.methods.retain import add_retain, with_retain
 from unlearn.prompts import Example
@@ -34,6 +34,9 @@ class SimNPOOptions:
     beta: float = field(default=4.5, metadata={"help": "inverse temperature beta (the SimNPO authors' TOFU: 4.5)"})
     gamma: float = field(default=0.0, metadata={"help": "reward margin gamma (the SimNPO authors' TOFU: 0)"})
     retain_weight: float = field(default=1.0, metadata={"help": "weight of the retain term NLL(r); 0 drops it"})
+
+    def __post_init__(self) -> None:
+        require_positive(beta=self.beta)
 
 
 @register

@@ -27,7 +27,7 @@ from peft.tuners.lora import LoraLayer
 from unlearn.methods import register
 from unlearn.methods.base import Batches, Logs, UnlearnMethod
 from unlearn.methods.gradient import nll
-from unlearn.methods.logprobs import answer_kl, logits, reference_logits
+from unlearn.methods.logprobs import reference_kl
 from unlearn.methods.mismatch import MismatchedAnswers
 from unlearn.prompts import Example
 
@@ -96,10 +96,11 @@ class SKU(UnlearnMethod):
     def loss(self, model: torch.nn.Module, batches: Batches, step: int) -> tuple[torch.Tensor, Logs]:
         forget, mismatch = nll(model, batches, "forget"), nll(model, batches, "mismatch")
         retain = batches["retain"]
-        kl = answer_kl(reference_logits(model, retain), logits(model, retain), retain["labels"])
+        kl = reference_kl(model, retain)
         options = self.options
         loss = sku_loss(forget, mismatch, kl, options.forget_weight, options.mismatch_weight, options.kl_weight)
         return loss, {"forget_nll": forget.item(), "mismatch_nll": mismatch.item(), "retain_kl": kl.item()}
 
     def finish(self, model: torch.nn.Module) -> None:
-        negate_lora(model)
+        if not negate_lora(model):
+            raise ValueError("SKU found no active LoRA layer to negate: the saved adapter would be the stage-1 one")
