@@ -8,10 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from unlearn.methods import register
-from unlearn.methods.base import Batches, Logs, UnlearnMethod
-from unlearn.methods.gradient import nll
-from unlearn.methods.logprobs import reference_kl
-from unlearn.methods.mismatch import MismatchedAnswers
+from unlearn.methods.mismatch import MismatchMethod
 from unlearn.prompts import Example
 
 
@@ -40,7 +37,7 @@ class LLMUOptions:
 
 
 @register
-class LLMU(UnlearnMethod):
+class LLMU(MismatchMethod):
     """``loss = -forget_weight * NLL(f) + mismatch_weight * NLL(y_rand | x_f) + kl_weight * KL(ref || model)(r)``.
 
     ``y_rand`` is a retain answer of the same kind (a name, a caption, a text answer) given to the forget prompt,
@@ -51,16 +48,11 @@ class LLMU(UnlearnMethod):
     description = "LLMU: -NLL(f) + NLL(random retain answer | forget prompt) + KL(ref||model)(r)"
     options_class = LLMUOptions
 
-    def prepare(self, model: torch.nn.Module, forget: Sequence[Example], retain: Sequence[Example], seed: int) -> None:
-        self.mismatch = MismatchedAnswers(retain, seed)
+    def answer_pool(self, forget: Sequence[Example], retain: Sequence[Example]) -> Sequence[Example]:
+        return retain
 
-    def examples(self, forget: Example, retain: Example) -> dict[str, Example]:
-        return {"forget": forget, "mismatch": self.mismatch(forget), "retain": retain}
-
-    def loss(self, model: torch.nn.Module, batches: Batches, step: int) -> tuple[torch.Tensor, Logs]:
-        forget, mismatch = nll(model, batches, "forget"), nll(model, batches, "mismatch")
-        retain = batches["retain"]
-        kl = reference_kl(model, retain)
+    def combine(self, forget_nll: torch.Tensor, mismatch_nll: torch.Tensor, retain_kl: torch.Tensor) -> torch.Tensor:
         options = self.options
-        loss = llmu_loss(forget, mismatch, kl, options.forget_weight, options.mismatch_weight, options.kl_weight)
-        return loss, {"forget_nll": forget.item(), "mismatch_nll": mismatch.item(), "retain_kl": kl.item()}
+        return llmu_loss(
+            forget_nll, mismatch_nll, retain_kl, options.forget_weight, options.mismatch_weight, options.kl_weight
+        )

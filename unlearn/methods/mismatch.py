@@ -7,10 +7,16 @@ run gets the same pairs for the same seed.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Sequence
 
+import torch
+
 from unlearn.errors import UsageError
+from unlearn.methods.base import Batches, Logs, UnlearnMethod
+from unlearn.methods.gradient import nll
+from unlearn.methods.logprobs import reference_kl
 from unlearn.prompts import FACE_PROMPTS, Example, stable_choice
 
 
@@ -39,3 +45,28 @@ class MismatchedAnswers:
         others = tuple(answer for answer in self.by_kind[answer_kind(example)] if answer != example.answer)
         others = others or tuple(answer for answer in self.every if answer != example.answer)
         return example.with_answer(stable_choice(f"{self.seed}|{example.prompt}|{example.answer}", others))
+
+
+class MismatchMethod(UnlearnMethod):
+    """The shape LLMU and SKU share: the forget NLL, the NLL of a mismatched answer on the forget prompt and
+    ``KL(ref || model)`` on the retain batch, combined by :meth:`combine` with the options' weights."""
+
+    @abstractmethod
+    def answer_pool(self, forget: Sequence[Example], retain: Sequence[Example]) -> Sequence[Example]:
+        """The examples whose answers are given to the forget prompts."""
+
+    @abstractmethod
+    def combine(self, forget_nll: torch.Tensor, mismatch_nll: torch.Tensor, retain_kl: torch.Tensor) -> torch.Tensor:
+        """The loss from the three terms."""
+
+    def prepare(self, model: torch.nn.Module, forget: Sequence[Example], retain: Sequence[Example], seed: int) -> None:
+        self.mismatch = MismatchedAnswers(self.answer_pool(forget, retain), seed)
+
+    def examples(self, forget: Example, retain: Example) -> dict[str, Example]:
+        return {"forget": forget, "mismatch": self.mismatch(forget), "retain": retain}
+
+    def loss(self, model: torch.nn.Module, batches: Batches, step: int) -> tuple[torch.Tensor, Logs]:
+        forget, mismatch = nll(model, batches, "forget"), nll(model, batches, "mismatch")
+        kl = reference_kl(model, batches["retain"])
+        logs = {"forget_nll": forget.item(), "mismatch_nll": mismatch.item(), "retain_kl": kl.item()}
+        return self.combine(forget, mismatch, kl), logs

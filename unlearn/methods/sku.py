@@ -25,10 +25,7 @@ import torch
 from peft.tuners.lora import LoraLayer
 
 from unlearn.methods import register
-from unlearn.methods.base import Batches, Logs, UnlearnMethod
-from unlearn.methods.gradient import nll
-from unlearn.methods.logprobs import reference_kl
-from unlearn.methods.mismatch import MismatchedAnswers
+from unlearn.methods.mismatch import MismatchMethod
 from unlearn.prompts import Example
 
 
@@ -76,7 +73,7 @@ class SKUOptions:
 
 
 @register
-class SKU(UnlearnMethod):
+class SKU(MismatchMethod):
     """Stage 1 ``loss = e1 * NLL(f) + e2 * NLL(y_other | x_f) - e3 * KL(ref || model)(r)``; stage 2 ``B <- -B``.
 
     The saved adapter is the negation of the one trained (see the module docstring); training checkpoints hold the
@@ -87,19 +84,14 @@ class SKU(UnlearnMethod):
     description = "SKU: learn f (+ random disassociation, - KL on r), then save the negated adapter"
     options_class = SKUOptions
 
-    def prepare(self, model: torch.nn.Module, forget: Sequence[Example], retain: Sequence[Example], seed: int) -> None:
-        self.mismatch = MismatchedAnswers(forget, seed)
+    def answer_pool(self, forget: Sequence[Example], retain: Sequence[Example]) -> Sequence[Example]:
+        return forget
 
-    def examples(self, forget: Example, retain: Example) -> dict[str, Example]:
-        return {"forget": forget, "mismatch": self.mismatch(forget), "retain": retain}
-
-    def loss(self, model: torch.nn.Module, batches: Batches, step: int) -> tuple[torch.Tensor, Logs]:
-        forget, mismatch = nll(model, batches, "forget"), nll(model, batches, "mismatch")
-        retain = batches["retain"]
-        kl = reference_kl(model, retain)
+    def combine(self, forget_nll: torch.Tensor, mismatch_nll: torch.Tensor, retain_kl: torch.Tensor) -> torch.Tensor:
         options = self.options
-        loss = sku_loss(forget, mismatch, kl, options.forget_weight, options.mismatch_weight, options.kl_weight)
-        return loss, {"forget_nll": forget.item(), "mismatch_nll": mismatch.item(), "retain_kl": kl.item()}
+        return sku_loss(
+            forget_nll, mismatch_nll, retain_kl, options.forget_weight, options.mismatch_weight, options.kl_weight
+        )
 
     def finish(self, model: torch.nn.Module) -> None:
         if not negate_lora(model):
