@@ -24,18 +24,26 @@ def plot_tradeoff(runs: list[Run], path: Path) -> Path:
     """Forget score (y) against model utility (x), one labelled point per run."""
     figure = Figure(figsize=(5.5, 4.5))
     axes = figure.add_subplot()
-    for run in runs:
+    for i, run in enumerate(runs):
         utility, forget = run.summary.get("model_utility"), run.summary.get("forget")
         if utility is None or forget is None:
             continue
         axes.scatter(utility, forget)
-        axes.annotate(run.name, (utility, forget), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        # labels of nearby points are staggered in height so that they stay readable
+        axes.annotate(
+            run.name,
+            (utility, forget),
+            textcoords="offset points",
+            xytext=(4, 6 + 12 * (i % 3)),
+            fontsize=8,
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"},
+        )
     axes.set(
         xlabel="model utility (higher is better)",
         ylabel="forget (lower = more forgotten)",
         title="Forgetting against utility",
         xlim=(0, 1.05),
-        ylim=(0, 1.05),
+        ylim=(-0.05, 1.05),
     )
     axes.grid(alpha=0.3)
     return _save(figure, path)
