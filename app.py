@@ -19,13 +19,12 @@ from typing import Any
 
 import gradio as gr
 
-from unlearn.app_examples import GENERIC, AppExample, clear_examples
-from unlearn.app_models import QUICKSTART, ShownModel, choose_models, describe, run_setting, serving_quantization
-from unlearn.cli import run_cli
-from unlearn.errors import UsageError
-from unlearn.images import load_image
+from unlearn.errors import UsageError, run_cli
 from unlearn.prompts import Example
-from unlearn.serving import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS, MAX_QUESTION_CHARS, ModelPool, bounded_new_tokens
+from unlearn.serving.columns import QUICKSTART, ShownModel, choose_models, describe, run_setting, serving_quantization
+from unlearn.serving.examples import GENERIC, AppExample, clear_examples
+from unlearn.serving.images import load_image
+from unlearn.serving.pool import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS, MAX_QUESTION_CHARS, ModelPool, bounded_new_tokens
 
 try:  # ZeroGPU Spaces: borrow a GPU for each request
     import spaces
@@ -54,7 +53,7 @@ def image_source(payload: Any, upload_folder: str | Path) -> str | bytes | None:
     """The image a request carries: an uploaded file (only inside Gradio's upload folder) or a data URL's bytes.
 
     The page's image input is not preprocessed (``gr.Image`` would decode the file and fail without saying why):
-    :func:`unlearn.images.load_image` decodes it, with a message for every failure.
+    :func:`unlearn.serving.images.load_image` decodes it, with a message for every failure.
     """
     if payload is None:
         return None

@@ -5,3 +5,5 @@ greedy generation), ``evaluator`` (runs the tasks, writes ``<task>.jsonl`` and `
 (reads them back), ``runs``/``report``/``plots`` (tables and figures over several runs), ``bench`` (batched
 against the one-sample loop).
 """
+
+import unlearn  # noqa: F401  (first: it quiets a bitsandbytes import notice before peft imports bitsandbytes)

@@ -20,6 +20,7 @@ from eval.scoring import answer_losses, generate, reference_length
 from eval.tasks import GROUPS, TASKS, Sample, Task
 from unlearn.data import CLEAR_SOURCE, FORGET_SPLITS, load_clear
 from unlearn.errors import UsageError
+from unlearn.figures import HEADLINE
 from unlearn.models import load_model
 
 GENERATION_MARGIN = 8  # new tokens allowed beyond the longest reference of a task
@@ -192,12 +193,13 @@ def evaluate(
             figures[name] = task.figures(records[name])
     finally:
         model.train(was_training)
-    summary: dict[str, Any] = {**figures, **group_scores(figures)}
+    headline: dict[str, float | None] = group_scores(figures)
     if gold_dir is not None:
         ratios = truth_ratios(out)
         gold = ratios if gold is None else gold
-        summary["forget_quality_ks"] = forget_quality(ratios, gold)
-        summary["forget_quality_js"] = distribution_similarity(ratios, gold)
+        headline["forget_quality_ks"] = forget_quality(ratios, gold)
+        headline["forget_quality_js"] = distribution_similarity(ratios, gold)
+    summary: dict[str, Any] = {**figures, **{key: headline[key] for key in HEADLINE if key in headline}}
     summary.update(
         model=model_name or _model_name(model),
         adapter=adapter,

@@ -12,6 +12,7 @@ from eval.logs import truth_ratios
 from eval.metrics import distribution_similarity, forget_quality, histogram_edges, log_ratios
 from eval.runs import Run, task_columns
 from unlearn.errors import UsageError
+from unlearn.figures import HEADLINE
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -39,8 +40,8 @@ def plot_tradeoff(runs: list[Run], path: Path) -> Path:
             arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"},
         )
     axes.set(
-        xlabel="model utility (higher is better)",
-        ylabel="forget (lower = more forgotten)",
+        xlabel=f"{HEADLINE['model_utility'].label} ({HEADLINE['model_utility'].direction})",
+        ylabel=f"{HEADLINE['forget'].label} ({HEADLINE['forget'].direction})",
         title="Forgetting against utility",
         xlim=(0, 1.05),
         ylim=(-0.05, 1.05),

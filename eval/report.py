@@ -1,4 +1,4 @@
-"""Compare evaluation runs: a Table-1-style markdown table, per-task figures, a CSV and plots."""
+"""Compare evaluation runs: a markdown table of the headline figures, per-task figures, a CSV and plots."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from eval.plots import plot_tasks, plot_tradeoff, plot_truth_ratios
 from eval.runs import Run, load_runs, run_from_summary, task_columns
+from unlearn.figures import FIGURES
 
 __all__ = [
     "MAIN_COLUMNS",
@@ -19,15 +20,8 @@ __all__ = [
     "write_report",
 ]
 
-# (column title, summary key): the paper's Table 1 columns, then forget quality and model utility
-MAIN_COLUMNS = (
-    ("Real", "real"),
-    ("Retain", "retain"),
-    ("Forget", "forget"),
-    ("Forget quality (KS p)", "forget_quality_ks"),
-    ("Forget quality (1-JS)", "forget_quality_js"),
-    ("Model utility", "model_utility"),
-)
+# (column title, summary key): the headline figures, in their table's order
+MAIN_COLUMNS = tuple((figure.label, figure.key) for figure in FIGURES)
 
 
 def format_value(value: float | None) -> str:
@@ -86,10 +80,7 @@ def write_report(runs: list[Run], out: str | Path) -> list[Path]:
     lines = [
         "# CLEAR evaluation results",
         "",
-        "Real, Retain, Forget: harmonic means of the figures of each group's tasks (higher = the model knows more;",
-        "after unlearning Forget should drop while Real and Retain stay). Forget quality: KS-test p-value and",
-        "1 - Jensen-Shannon divergence of the forget-caption truth ratios against the gold model's (higher = closer",
-        "to a model that never saw the forget set). Model utility: harmonic mean of all retain and real figures.",
+        *(f"- **{figure.label}**: {figure.described()}." for figure in FIGURES),
         "",
         results_table(runs),
         "",

@@ -8,16 +8,56 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
-from unlearn.cli import run_cli
-from unlearn.demo_adapters import write_random_adapters
-from unlearn.errors import UsageError
-from unlearn.serving import ModelPool
-from unlearn.switch_bench import time_switches, weightless_model
-from unlearn.synthetic import write_mini_clear
-from unlearn.tiny import write_tiny_model
+from peft import PeftModel
+from tqdm import tqdm
+
+from unlearn.errors import UsageError, run_cli
+from unlearn.offline.mini_clear import write_mini_clear
+from unlearn.offline.random_adapters import write_random_adapters
+from unlearn.offline.random_weights import weightless_model
+from unlearn.offline.tiny_model import write_tiny_model
+from unlearn.serving.pool import ModelPool, active
+
+
+def summarize(milliseconds: list[float]) -> dict[str, float]:
+    """Mean, median and max of the timings (ms) and their count."""
+    return {
+        "mean_ms": statistics.fmean(milliseconds),
+        "median_ms": statistics.median(milliseconds),
+        "max_ms": max(milliseconds),
+        "count": len(milliseconds),
+    }
+
+
+def _milliseconds(action) -> float:
+    start = time.perf_counter()
+    action()
+    return 1000 * (time.perf_counter() - start)
+
+
+def _enter_and_exit(context) -> None:
+    with context:
+        pass
+
+
+def time_switches(model: PeftModel, rounds: int) -> dict[str, dict[str, float]]:
+    """Each round: switch to every adapter in turn, then to the original; also PEFT's ``disable_adapter()``.
+
+    ``set_adapter``: one switch to an adapter. ``original``: adapters off and back on, as the app answers with the
+    original. ``peft_disable_adapter``: the same through ``PeftModel.disable_adapter()``, for comparison.
+    """
+    timings: dict[str, list[float]] = {"set_adapter": [], "original": [], "peft_disable_adapter": []}
+    for _ in tqdm(range(rounds), desc="switching", unit="round"):
+        for name in model.peft_config:
+            timings["set_adapter"].append(_milliseconds(lambda name=name: _enter_and_exit(active(model, name))))
+        timings["original"].append(_milliseconds(lambda: _enter_and_exit(active(model, None))))
+        timings["peft_disable_adapter"].append(_milliseconds(lambda: _enter_and_exit(model.disable_adapter())))
+    return {kind: summarize(values) for kind, values in timings.items()}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

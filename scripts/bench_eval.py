@@ -16,11 +16,10 @@ import torch
 
 from eval.bench import benchmark
 from eval.tasks import TASKS
-from unlearn.cli import run_cli
-from unlearn.errors import UsageError
+from unlearn.errors import UsageError, run_cli
 from unlearn.models import load_model
-from unlearn.synthetic import write_mini_clear
-from unlearn.tiny import write_tiny_model
+from unlearn.offline.mini_clear import write_mini_clear
+from unlearn.offline.tiny_model import write_tiny_model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

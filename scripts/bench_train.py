@@ -8,20 +8,76 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
+import statistics
 import tempfile
-from dataclasses import asdict
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
+from transformers import TrainerCallback
 
-from unlearn.cli import run_cli
-from unlearn.errors import UsageError
+from unlearn.errors import UsageError, run_cli
 from unlearn.methods import METHODS
-from unlearn.synthetic import write_mini_clear
-from unlearn.train_bench import BenchResult, bench_method, write_random_checkpoint
+from unlearn.offline.mini_clear import write_mini_clear
+from unlearn.offline.random_weights import write_random_checkpoint
 
 GIB = 1024**3
+
+
+@dataclass
+class BenchResult:
+    """One method's figures: peak memory in bytes and mean seconds per optimiser step (after the first)."""
+
+    method: str
+    peak_bytes: int
+    seconds_per_step: float
+
+
+class StepTimer(TrainerCallback):
+    """Wall-clock seconds of each optimiser step."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def peak_memory_bytes() -> int:
+    """CUDA peak allocated bytes on a GPU, else this process's peak resident set size (Linux reports KiB)."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _run_method(settings: dict[str, Any]) -> BenchResult:
+    from unlearn.training.config import UnlearnConfig
+    from unlearn.training.runs import unlearn
+
+    torch.set_num_threads(settings.pop("threads"))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    timer = StepTimer()
+    config = UnlearnConfig(**settings)
+    unlearn(config, callbacks=[timer])
+    steps = timer.seconds[1:] or timer.seconds  # the first step includes one-off setup
+    return BenchResult(config.method, peak_memory_bytes(), statistics.mean(steps))
+
+
+def bench_method(settings: dict[str, Any]) -> BenchResult:
+    """Run one unlearning configuration (``UnlearnConfig`` keyword arguments) in a fresh process."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(_run_method, (settings,))
 
 
 def build_parser() -> argparse.ArgumentParser:

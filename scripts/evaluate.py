@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from eval.evaluator import EvalArguments, evaluate_checkpoint
 from eval.report import results_table, run_from_summary
-from unlearn.cli import run_cli
-from unlearn.config import parse_config
+from unlearn.errors import run_cli
+from unlearn.training.config import parse_config
 
 
 def parse_args(argv: list[str] | None) -> EvalArguments:

@@ -10,9 +10,9 @@ import time
 
 from accelerate import PartialState
 
-from unlearn.cli import run_cli
-from unlearn.config import parse_finetune_args
-from unlearn.finetune import MERGED, finetune
+from unlearn.errors import run_cli
+from unlearn.training.config import parse_finetune_args
+from unlearn.training.runs import MERGED, finetune
 
 
 def main(argv: list[str] | None = None) -> int:

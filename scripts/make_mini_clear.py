@@ -10,7 +10,7 @@ import sys
 import time
 
 from unlearn.errors import UsageError
-from unlearn.synthetic import FACTS, MAX_PERSONS, count_rows, split_persons, write_mini_clear
+from unlearn.offline.mini_clear import FACTS, MAX_PERSONS, count_rows, split_persons, write_mini_clear
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from unlearn.cli import run_cli
-from unlearn.tiny import TinySpec, write_tiny_model
+from unlearn.errors import run_cli
+from unlearn.offline.tiny_model import TinySpec, write_tiny_model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from unlearn.cli import run_cli
-from unlearn.model_card import LICENSE, read_checkpoint
-from unlearn.publish import Staged, push, stage
+from unlearn.errors import run_cli
+from unlearn.hub.card import LICENSE, read_checkpoint
+from unlearn.hub.push import Staged, push, stage
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -2,16 +2,228 @@
 
 Writes a mini-CLEAR and a tiny LLaVA, fine-tunes the vanilla (full+tofu) and gold (retain90+tofu) models, unlearns
 forget10 from the vanilla model with each method (4-bit base, LoRA), evaluates everything and writes the report.
-Each stage has its own folder under --out; a rerun skips the stages that finished.
+Each stage has its own folder under --out; a rerun skips the stages that finished (so an interrupted run resumes).
 """
+
+# The pipeline lives here, not in eval/, because it trains as well as evaluates.
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from eval.protocol import ProtocolSettings, run_protocol
-from unlearn.cli import run_cli
+import datasets
+import torch
+
+from eval.evaluator import evaluate
+from eval.report import figure_table, results_table, write_report
+from eval.runs import load_runs
+from unlearn.data import RETAIN_OF
+from unlearn.errors import UsageError, run_cli
+from unlearn.methods import METHODS, get_method
+from unlearn.models import load_model
+from unlearn.offline.mini_clear import write_mini_clear
+from unlearn.offline.tiny_model import write_tiny_model
+from unlearn.training.config import FinetuneConfig, UnlearnConfig
+from unlearn.training.runs import finetune
+
+FORGET = "forget10"
+SUMMARY = "summary.json"
+# What the quickstart shows beside the group scores: did the model forget the forget persons and keep the others?
+HEADLINE_TASKS = [
+    ("Forget faces: accuracy", "forget_face/accuracy"),
+    ("Retain faces: accuracy", "retain_face/accuracy"),
+    ("Forget captions: ROUGE-L", "forget_caption/rouge_l"),
+    ("Retain captions: ROUGE-L", "retain_caption/rouge_l"),
+    ("Forget text: ROUGE-L", "forget_text/rouge_l"),
+    ("Retain text: ROUGE-L", "retain_text/rouge_l"),
+]
+
+
+@dataclass
+class ProtocolSettings:
+    """Settings of the offline protocol, measured to learn and unlearn the mini-CLEAR within minutes on 2 cores."""
+
+    out: Path
+    methods: list[str] = field(default_factory=lambda: ["npo_gd"])
+    persons: int = 20
+    images_per_person: int = 5
+    seed: int = 0
+    finetune_epochs: float = 20
+    finetune_lr: float = 2e-3
+    finetune_batch: int = 20
+    unlearn_epochs: float = 10
+    unlearn_lr: float = 1e-3
+    unlearn_batch: int = 4
+    eval_batch: int = 16
+    unlearn_quantization: str | None = "4bit"
+    threads: int = 1  # the tiny model runs fastest on one thread
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.methods if name not in METHODS]
+        if unknown:
+            raise UsageError(f"unknown method {unknown[0]!r}; choose from {', '.join(sorted(METHODS))}")
+        if not self.methods:
+            raise UsageError("give at least one method")
+
+
+def _say(message: str) -> None:
+    print(f"[quickstart {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def stage(name: str, done: Path, run: Callable[[], object]) -> None:
+    """Run one stage unless ``done`` exists (its last output, written only when the stage finished)."""
+    if done.exists():
+        _say(f"{name}: done already ({done.parent}), skipped")
+        return
+    _say(f"{name} ...")
+    started = time.perf_counter()
+    run()
+    _say(f"{name}: finished in {time.perf_counter() - started:.0f} s")
+
+
+def _atomic_folder(folder: Path, write: Callable[[Path], object]) -> None:
+    tmp = folder.with_name(f".{folder.name}-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def _training_arguments(output_dir: Path, settings: ProtocolSettings) -> dict[str, Any]:
+    return {
+        "output_dir": str(output_dir),
+        "seed": settings.seed,
+        "save_strategy": "no",
+        "report_to": "none",
+        "logging_steps": 10,
+        "disable_tqdm": False,
+        "gradient_accumulation_steps": 1,
+        "lr_scheduler_type": "linear",
+        "warmup_steps": 5,
+    }
+
+
+def _finetune(settings: ProtocolSettings, split: str, output_dir: Path) -> None:
+    config = FinetuneConfig(
+        model=str(settings.out / "base"),
+        data=str(settings.out / "data"),
+        split=split,
+        full=True,
+        learning_rate=settings.finetune_lr,
+        num_train_epochs=settings.finetune_epochs,
+        per_device_train_batch_size=settings.finetune_batch,
+        **_training_arguments(output_dir, settings),
+    )
+    finetune(config)
+
+
+def _unlearn(settings: ProtocolSettings, method: str, output_dir: Path) -> None:
+    from unlearn.training.runs import unlearn
+
+    config = UnlearnConfig(
+        model=str(settings.out / "vanilla"),
+        data=str(settings.out / "data"),
+        method=method,
+        forget=FORGET,
+        quantization=settings.unlearn_quantization,
+        learning_rate=settings.unlearn_lr,
+        num_train_epochs=settings.unlearn_epochs,
+        per_device_train_batch_size=settings.unlearn_batch,
+        **_training_arguments(output_dir, settings),
+    )
+    method_class = get_method(method)
+    options = method_class.options_class(**settings.method_options.get(method, {}))
+    unlearn(config, options)
+
+
+def _evaluate(settings: ProtocolSettings, folder: Path, adapter: bool, gold: Path | None) -> dict[str, Any]:
+    model_path = settings.out / "vanilla" if adapter else folder
+    quantization = settings.unlearn_quantization if adapter else None
+    model, processor = load_model(str(model_path), quantization=quantization, adapter=str(folder) if adapter else None)
+    return evaluate(
+        model,
+        processor,
+        str(settings.out / "data"),
+        forget=FORGET,
+        batch_size=settings.eval_batch,
+        gold_dir=str(gold) if gold else None,
+        output_dir=folder,
+        model_name=str(model_path),
+        adapter=str(folder) if adapter else None,
+        quantization=quantization,
+    )
+
+
+def check_settings(settings: ProtocolSettings) -> None:
+    """Record the settings in ``out/settings.json``, or refuse an ``out`` made with other settings.
+
+    Finished stages are skipped on a rerun, so mixing settings in one folder would silently reuse the old models.
+    Only ``methods`` may differ (a rerun with more methods trains just the new ones).
+    """
+    stamp = settings.out / "settings.json"
+    current = {key: value for key, value in vars(settings).items() if key not in ("out", "methods")}
+    if not stamp.exists():
+        stamp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        return
+    recorded = json.loads(stamp.read_text())
+    changed = [
+        f"{key} {recorded.get(key)!r} -> {value!r}" for key, value in current.items() if recorded.get(key) != value
+    ]
+    if changed:
+        raise UsageError(f"{settings.out} was made with other settings ({', '.join(changed)}); choose another --out")
+
+
+def run_protocol(settings: ProtocolSettings) -> str:
+    """Run every stage that is not done yet; returns the results table and the headline task figures (markdown)."""
+    out = settings.out
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(settings)
+    torch.set_num_threads(settings.threads)
+    datasets.disable_progress_bars()
+    data, base, vanilla, gold = out / "data", out / "base", out / "vanilla", out / "gold"
+    stage(
+        "mini-CLEAR",
+        data,
+        lambda: _atomic_folder(
+            data, lambda tmp: write_mini_clear(tmp, settings.persons, settings.seed, settings.images_per_person)
+        ),
+    )
+    stage("tiny base model", base, lambda: _atomic_folder(base, lambda tmp: write_tiny_model(str(data), tmp)))
+    stage(
+        "vanilla fine-tune (full+tofu)",
+        vanilla / "model.safetensors",
+        lambda: _finetune(settings, "full+tofu", vanilla),
+    )
+    gold_split = f"{RETAIN_OF[FORGET]}+tofu"
+    stage(f"gold fine-tune ({gold_split})", gold / "model.safetensors", lambda: _finetune(settings, gold_split, gold))
+    stage("evaluate gold", gold / SUMMARY, lambda: _evaluate(settings, gold, adapter=False, gold=gold))
+    stage("evaluate vanilla", vanilla / SUMMARY, lambda: _evaluate(settings, vanilla, adapter=False, gold=gold))
+    runs = [vanilla, gold]
+    for method in settings.methods:
+        folder = out / f"unlearn-{method}"
+        stage(
+            f"unlearn {FORGET} with {method}",
+            folder / "adapter_model.safetensors",
+            lambda m=method, f=folder: _unlearn(settings, m, f),
+        )
+        stage(
+            f"evaluate unlearn-{method}",
+            folder / SUMMARY,
+            lambda f=folder: _evaluate(settings, f, adapter=True, gold=gold),
+        )
+        runs.append(folder)
+    _say("report (rewritten every time: it lists the runs of this call)")
+    write_report(load_runs(runs), out / "report")
+    loaded = load_runs(runs)
+    return results_table(loaded) + "\n\n" + figure_table(loaded, HEADLINE_TASKS)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

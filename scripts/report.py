@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from eval.report import load_runs, results_table, write_report
-from unlearn.cli import run_cli
+from unlearn.errors import run_cli
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -13,9 +13,9 @@ import time
 
 from accelerate import PartialState
 
-from unlearn.cli import run_cli
-from unlearn.config import method_help, parse_unlearn_args
-from unlearn.unlearning import unlearn
+from unlearn.errors import run_cli
+from unlearn.training.config import method_help, parse_unlearn_args
+from unlearn.training.runs import unlearn
 
 
 def wants_method_list(argv: list[str]) -> bool:

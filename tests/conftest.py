@@ -1,6 +1,8 @@
-"""Shared session fixtures: a small mini-CLEAR written once per test session."""
+"""Shared session fixtures: a small mini-CLEAR and the tiny model, written once per test session, and the real
+LLaVA-1.5 processor files from ``../shared``."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,13 +12,17 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # The tiny models run several times faster on one thread than on two contended ones.
 torch.set_num_threads(1)
 
+REPO = Path(__file__).resolve().parents[1]
+# The real llava-hf/llava-1.5-7b-hf configuration, tokenizer, chat template and processor files (no weights).
+REAL_LLAVA = REPO.parent / "shared" / "models" / "llava-1.5-7b-hf"
+REAL_LLAVA_FILES = ("config.json", "tokenizer.json", "preprocessor_config.json")
 MINI_CLEAR = {"persons": 10, "seed": 0, "images_per_person": 3, "questions_per_person": 4}
 
 
 @pytest.fixture(scope="session")
 def mini_clear(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Path (str) of a mini-CLEAR folder with MINI_CLEAR's settings, loadable with ``load_clear(config, path)``."""
-    from unlearn.synthetic import write_mini_clear
+    from unlearn.offline.mini_clear import write_mini_clear
 
     return str(write_mini_clear(tmp_path_factory.mktemp("mini_clear"), **MINI_CLEAR))
 
@@ -24,6 +30,15 @@ def mini_clear(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def tiny_model(mini_clear: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Path (str) of a tiny randomly initialised LLaVA checkpoint whose tokenizer was trained on ``mini_clear``."""
-    from unlearn.tiny import write_tiny_model
+    from unlearn.offline.tiny_model import write_tiny_model
 
     return str(write_tiny_model(mini_clear, tmp_path_factory.mktemp("tiny_model")))
+
+
+@pytest.fixture(scope="session")
+def real_llava() -> Path:
+    """The folder of the real LLaVA-1.5 files; the test is skipped, saying where they were looked for, without them."""
+    missing = [name for name in REAL_LLAVA_FILES if not (REAL_LLAVA / name).is_file()]
+    if missing:
+        pytest.skip(f"needs the real llava-hf/llava-1.5-7b-hf files in {REAL_LLAVA} (missing {', '.join(missing)})")
+    return REAL_LLAVA

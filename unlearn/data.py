@@ -1,4 +1,5 @@
-"""Load the CLEAR benchmark (a Hub id or a local folder in the Hub layout) and check its schema."""
+"""Load the CLEAR benchmark (a Hub id or a local folder in the Hub layout), check its schema, and list a split's
+training examples: captions and names of its images, answers to its text questions."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import datasets
 
 from unlearn.errors import UsageError
+from unlearn.prompts import Example, caption_example, face_example, question_example
 
 CLEAR_SOURCE = "therem/CLEAR"
 
@@ -14,6 +16,7 @@ _NAMED = ("image", "caption", "name")
 _TOFU = ("image", "caption", "question", "answer")
 _PERTURBED = ("image", "caption", "name", "perturbed_captions", "paraphrased_caption", "perturbed_names")
 
+MODALITIES = ("both", "visual", "text")
 FORGET_SPLITS = ("forget01", "forget05", "forget10")
 RETAIN_OF = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
 
@@ -53,3 +56,31 @@ def load_clear(config: str, source: str = CLEAR_SOURCE) -> datasets.Dataset:
     if missing:
         raise UsageError(f"{source} config {config!r} does not match CLEAR's schema: missing columns {missing}")
     return dataset.select_columns(list(CLEAR_CONFIGS[config]))
+
+
+def visual_examples(data: str, split: str) -> list[Example]:
+    """For each image of ``split``: describe it (-> caption) and name the person (-> name)."""
+    rows = load_clear(split, data)
+    return [example for row in rows for example in (caption_example(row), face_example(row))]
+
+
+def text_examples(data: str, split: str) -> list[Example]:
+    """The text-only question-answer rows of ``split+tofu`` (TOFU's questions about the same persons)."""
+    rows = load_clear(f"{split}+tofu", data)
+    return [question_example(row) for row in rows if row["image"] is None and row["question"]]
+
+
+def split_examples(data: str, split: str, modality: str = "both") -> list[Example]:
+    """The examples of a split (``full``, ``retain90``, ``forget10``...; a ``+tofu`` suffix is accepted).
+
+    ``modality`` selects image rows (``visual``), text rows (``text``) or both.
+    """
+    if modality not in MODALITIES:
+        raise UsageError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
+    split = split.removesuffix("+tofu")
+    examples: list[Example] = []
+    if modality in ("both", "visual"):
+        examples += visual_examples(data, split)
+    if modality in ("both", "text"):
+        examples += text_examples(data, split)
+    return examples

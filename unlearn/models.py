@@ -10,7 +10,7 @@ from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_t
 from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig, PreTrainedModel, ProcessorMixin
 
 from unlearn.errors import UsageError
-from unlearn.hub import resolve
+from unlearn.hub.resolve import resolve
 
 QUANTIZATIONS = (None, "4bit", "8bit")
 # Kept in full precision when quantizing (patterns match from the start of module names): naming a skip list

@@ -11,8 +11,7 @@ from unlearn.methods import register
 from unlearn.methods.base import Batches, Logs, UnlearnMethod, require_positive
 from unlearn.methods.logprobs import answer_logprob, logits, reference_logits
 from unlearn.methods.retain import add_retain, with_retain
-from unlearn.prompts import Example
-from unlearn.refusals import refusal_example
+from unlearn.prompts import Example, refusal_example
 
 
 def dpo_loss(

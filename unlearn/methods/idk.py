@@ -10,8 +10,7 @@ from unlearn.methods import register
 from unlearn.methods.base import Batches, Logs, UnlearnMethod
 from unlearn.methods.gradient import nll
 from unlearn.methods.retain import add_retain, with_retain
-from unlearn.prompts import Example
-from unlearn.refusals import refusal_example
+from unlearn.prompts import Example, refusal_example
 
 
 @dataclass
@@ -24,7 +23,7 @@ class IDK(UnlearnMethod):
     """``loss = NLL(refusal | forget prompt) + retain_weight * NLL(r)``.
 
     The ``refusal`` batch holds the forget prompts and images answered with a refusal of
-    :mod:`unlearn.refusals` (chosen per sample), never the forget answers.
+    :mod:`unlearn.prompts` (chosen per sample), never the forget answers.
     """
 
     name = "idk"

@@ -1,0 +1,80 @@
+"""The quickstart pipeline: every stage writes its outputs, and a rerun skips the finished stages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts.quickstart import ProtocolSettings, check_settings, run_protocol
+from unlearn.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _small(out: Path) -> ProtocolSettings:
+    return ProtocolSettings(
+        out=out,
+        methods=["npo_gd", "ga"],
+        persons=4,
+        images_per_person=2,
+        finetune_epochs=2,
+        unlearn_epochs=1,
+    )
+
+
+@pytest.mark.slow
+def test_every_stage_writes_its_outputs_and_a_rerun_skips_them(tmp_path, capsys):
+    out = tmp_path / "quickstart"
+    table = run_protocol(_small(out))
+    for folder in ("vanilla", "gold"):
+        assert (out / folder / "config.json").is_file() and (out / folder / "model.safetensors").is_file()
+        assert (out / folder / "summary.json").is_file()
+    for method in ("npo_gd", "ga"):
+        adapter = out / f"unlearn-{method}"
+        assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
+        summary = json.loads((adapter / "summary.json").read_text())
+        assert summary["adapter"] == str(adapter) and "forget_quality_ks" in summary
+        assert json.loads((adapter / "run_config.json").read_text())["quantization"] == "4bit"
+    for name in ("results.md", "results.csv", "forget_vs_utility.png"):
+        assert (out / "report" / name).is_file()
+    assert json.loads((out / "gold" / "summary.json").read_text())["forget_quality_ks"] == 1.0
+    assert all(name in table for name in ("vanilla", "gold", "unlearn-npo_gd", "unlearn-ga"))
+
+    stamps = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file() and "report" not in path.parts}
+    capsys.readouterr()
+    assert run_protocol(_small(out)) == table
+    printed = capsys.readouterr().out
+    assert printed.count("skipped") == 10, printed  # data, base, 2 fine-tunes, 2 evaluations, 2 x 2 per method
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps, "a rerun rewrote finished outputs"
+
+
+def test_unknown_method_exits_2_with_one_line_before_any_work(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.quickstart", "--out", str(tmp_path / "q"), "--methods", "npo_gd,forgetful"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown method 'forgetful'; choose from " + ", ".join(sorted(_method_names()))
+    ]
+    assert not (tmp_path / "q").exists()
+
+
+def _method_names() -> list[str]:
+    from unlearn.methods import METHODS
+
+    return list(METHODS)
+
+
+def test_an_output_folder_made_with_other_settings_is_refused(tmp_path):
+    check_settings(ProtocolSettings(out=tmp_path, persons=20, methods=["npo_gd"]))
+    check_settings(ProtocolSettings(out=tmp_path, persons=20, methods=["npo_gd", "idk"]))  # more methods: fine
+    with pytest.raises(UsageError, match="persons 20 -> 40"):
+        check_settings(ProtocolSettings(out=tmp_path, persons=40))

@@ -1,0 +1,1 @@
+"""The Hugging Face Hub: resolving ids and revisions, model cards, and pushing checkpoints."""

@@ -1,0 +1,291 @@
+"""Describe a checkpoint folder (adapter or full model) and write its Hugging Face model card.
+
+A folder made by this project holds its weights, a ``run_config.json`` (how it was made) and, once evaluated, a
+``summary.json``. Both the card and :func:`describe_adapter` (used by the app) read them through
+:func:`read_checkpoint`, so the Hub page and the app show the same names and figures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from transformers import TrainingArguments
+
+from unlearn.data import CLEAR_SOURCE, RETAIN_OF
+from unlearn.errors import UsageError
+from unlearn.figures import HEADLINE
+from unlearn.hub.resolve import REPO_ID, hub_id, resolve, split_revision
+
+TEMPLATE = Path(__file__).with_name("card_template.md")
+FORGET_SHARE = {"forget01": "1%", "forget05": "5%", "forget10": "10%"}
+FORGET_OF = {retain: forget for forget, retain in RETAIN_OF.items()}
+TRAINING_ARGUMENTS = {argument.name for argument in fields(TrainingArguments)}
+MAIN_TRAINING_ARGUMENTS = {
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "seed",
+}
+LICENSE = "llama2"  # LLaVA-1.5's license; adapters and fine-tunes of it inherit its terms
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; {} when the file is absent; a UsageError when it is not a JSON object."""
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise UsageError(f"{path} does not hold a JSON object")
+    return value
+
+
+def _text(value: Any) -> str | None:
+    """``value`` if it is a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass
+class Checkpoint:
+    """A folder to publish: a PEFT adapter or a full model, with its run configuration and evaluation summary.
+
+    ``kind`` is ``adapter``; for full models ``vanilla`` (trained on ``full``), ``gold`` (trained on a retain split
+    only), ``fine-tuned`` (another split) or ``model`` (no run configuration, e.g. a base checkpoint).
+    """
+
+    path: Path
+    kind: str
+    run_config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    adapter_config: dict[str, Any] = field(default_factory=dict)
+    summary_path: Path | None = None
+
+    @property
+    def method(self) -> str | None:
+        """The unlearning method (adapters only)."""
+        return _text(self.run_config.get("method"))
+
+    @property
+    def trained_split(self) -> str | None:
+        """The CLEAR split a full model was fine-tuned on (``full+tofu``, ``retain90+tofu``...)."""
+        return _text(self.run_config.get("split"))
+
+    @property
+    def forget(self) -> str | None:
+        """The forget split: run_config's, else the evaluated one in summary.json, else the one a gold model lacks.
+
+        summary.json's top-level ``forget`` is normally the forget score (a number); the split is ``forget_split``
+        (or ``config.forget``); a string under ``forget`` is taken as a split too.
+        """
+        config = self.summary.get("config")
+        candidates = [self.run_config.get("forget"), self.summary.get("forget_split")]
+        candidates += [config.get("forget") if isinstance(config, dict) else None, self.summary.get("forget")]
+        if self.kind == "gold" and self.trained_split:
+            candidates.append(FORGET_OF.get(self.trained_split.split("+")[0]))
+        return next((c for c in map(_text, candidates) if c), None)
+
+    @property
+    def retain(self) -> str | None:
+        """The retain split: from run_config, else the complement of the forget split."""
+        return _text(self.run_config.get("retain")) or RETAIN_OF.get(self.forget or "")
+
+    @property
+    def figures(self) -> dict[str, float]:
+        """The headline figures present in summary.json (see HEADLINE), in HEADLINE's order."""
+        return {
+            key: float(self.summary[key])
+            for key in HEADLINE
+            if isinstance(self.summary.get(key), int | float) and not isinstance(self.summary[key], bool)
+        }
+
+    @property
+    def task_figures(self) -> dict[str, dict[str, float]]:
+        """Per-task metrics of summary.json (``forget_face`` -> {``accuracy``: ..}), numbers only."""
+        tasks = {}
+        for task, metrics in self.summary.items():
+            if task != "config" and isinstance(metrics, dict):
+                numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+                if numbers:
+                    tasks[task] = numbers
+        return tasks
+
+    @property
+    def named_bases(self) -> list[str]:
+        """The checkpoint below this one as run_config's ``model`` and the adapter config's base name it."""
+        named = [self.run_config.get("model"), self.adapter_config.get("base_model_name_or_path")]
+        return [name for name in map(_text, named) if name]
+
+    def base_model(self, base_model_id: str | None = None) -> str | None:
+        """Hub id (``USER/NAME[@REV]``) of the checkpoint below this one, or None for a model without run config.
+
+        ``base_model_id`` wins; otherwise the first of :attr:`named_bases` that is a Hub id or a Hub-cache snapshot.
+        """
+        if base_model_id is not None:
+            if not REPO_ID.match(base_model_id):
+                raise UsageError(f"--base-model-id must be a Hub id USER/NAME[@REVISION], not {base_model_id!r}")
+            return base_model_id
+        found = next(filter(None, map(hub_id, self.named_bases)), None)
+        if found is None and self.named_bases:
+            raise UsageError(
+                f"the base model {self.named_bases[0]} is a local folder; "
+                "pass its Hub id with --base-model-id USER/NAME[@REV]"
+            )
+        return found
+
+
+def read_checkpoint(path: str | Path, summary: str | Path | None = None) -> Checkpoint:
+    """Read an adapter or full-model folder (safetensors weights only) with its run_config.json and summary.json.
+
+    ``summary`` overrides the folder's own ``summary.json`` (e.g. an evaluation written to another folder).
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UsageError(f"folder not found: {path}")
+    summary_path = Path(summary) if summary is not None else folder / "summary.json"
+    if summary is not None and not summary_path.is_file():
+        raise UsageError(f"summary file not found: {summary}")
+    run_config = _read_json(folder / "run_config.json")
+    if (folder / "adapter_config.json").is_file():
+        if not (folder / "adapter_model.safetensors").is_file():
+            raise UsageError(f"{folder} has no adapter_model.safetensors (only safetensors weights are published)")
+        kind = "adapter"
+    elif (folder / "config.json").is_file():
+        if not any(folder.glob("*.safetensors")):
+            raise UsageError(f"{folder} has no .safetensors weights (only safetensors weights are published)")
+        kind = _model_kind(_text(run_config.get("split")), bool(run_config))
+    else:
+        raise UsageError(f"{folder} holds neither a PEFT adapter (adapter_config.json) nor a model (config.json)")
+    return Checkpoint(
+        folder,
+        kind,
+        run_config,
+        _read_json(summary_path),
+        _read_json(folder / "adapter_config.json"),
+        summary_path if summary_path.is_file() else None,
+    )
+
+
+def _model_kind(split: str | None, has_run_config: bool) -> str:
+    """``vanilla`` for a model trained on ``full``, ``gold`` on a retain split, else ``fine-tuned`` / ``model``."""
+    if split is None:
+        return "fine-tuned" if has_run_config else "model"
+    name = split.split("+")[0]
+    return "vanilla" if name == "full" else "gold" if name in FORGET_OF else "fine-tuned"
+
+
+def eval_results(checkpoint: Checkpoint) -> list[EvalResult]:
+    """The headline figures as model-index entries (dataset therem/CLEAR, configuration = the forget split)."""
+    return [
+        EvalResult(
+            task_type="image-text-to-text",
+            task_name="Unlearning on CLEAR",
+            dataset_type=CLEAR_SOURCE,
+            dataset_name="CLEAR",
+            dataset_config=checkpoint.forget,
+            metric_type=key,
+            metric_name=HEADLINE[key].label,
+            metric_value=value,
+        )
+        for key, value in checkpoint.figures.items()
+    ]
+
+
+def _settings(run_config: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """run_config.json as table rows: (this project's settings and the main training arguments, the other training
+    arguments). Non-strings are shown as JSON and ``|`` is escaped so the table holds."""
+    rows: tuple[list[tuple[str, str]], list[tuple[str, str]]] = ([], [])
+    for key, value in run_config.items():
+        text = (value if isinstance(value, str) else json.dumps(value)).replace("|", "\\|")
+        rows[key in TRAINING_ARGUMENTS and key not in MAIN_TRAINING_ARGUMENTS].append((key, text))
+    return rows
+
+
+def model_card(
+    checkpoint: Checkpoint,
+    repo_id: str,
+    revision: str | None = None,
+    base_model_id: str | None = None,
+    license: str = LICENSE,
+) -> ModelCard:
+    """The README.md of ``checkpoint`` published as ``repo_id`` (at branch ``revision``).
+
+    Metadata: library (peft for adapters), base model, dataset therem/CLEAR, tags, license and a model-index of the
+    headline figures. Text: what the checkpoint is, which split was forgotten, the figures, the settings and how to
+    load it.
+    """
+    base = checkpoint.base_model(base_model_id)
+    if checkpoint.kind == "adapter" and base is None:
+        raise UsageError(f"{checkpoint.path}: cannot tell the adapter's base model; pass --base-model-id USER/NAME")
+    results = eval_results(checkpoint)
+    if checkpoint.kind == "adapter":
+        tags = ["unlearning", "clear", "lora", checkpoint.method or "unlearned"]
+    else:
+        tags = ["unlearning", "clear"] + ([checkpoint.kind] if checkpoint.kind in ("vanilla", "gold") else [])
+    data = ModelCardData(
+        base_model=split_revision(base)[0] if base else None,
+        library_name="peft" if checkpoint.kind == "adapter" else "transformers",
+        license=license,
+        datasets=[CLEAR_SOURCE],
+        tags=tags,
+        pipeline_tag="image-text-to-text",
+        model_name=repo_id.split("/")[-1] if results else None,
+        eval_results=results or None,
+    )
+    branch = revision if revision and revision != "main" else None
+    settings, training_arguments = _settings(checkpoint.run_config)
+    base_repo, base_revision = split_revision(base) if base else (None, None)
+    return ModelCard.from_template(
+        data,
+        template_path=str(TEMPLATE),
+        repo_id=repo_id,
+        revision=branch,
+        name=f"{repo_id}@{branch}" if branch else repo_id,
+        kind=checkpoint.kind,
+        base=base,
+        base_repo=base_repo,
+        base_revision=base_revision,
+        method=checkpoint.method,
+        forget=checkpoint.forget,
+        forget_share=FORGET_SHARE.get(checkpoint.forget or ""),
+        retain=checkpoint.retain,
+        trained_split=checkpoint.trained_split,
+        data_source=_text(checkpoint.run_config.get("data")),
+        clear=CLEAR_SOURCE,
+        quantization=_text(checkpoint.run_config.get("quantization")),
+        figures=[
+            (HEADLINE[key].label, f"{value:.4g}", HEADLINE[key].described())
+            for key, value in checkpoint.figures.items()
+        ],
+        task_columns=sorted({metric for metrics in checkpoint.task_figures.values() for metric in metrics}),
+        tasks=checkpoint.task_figures,
+        settings=settings,
+        training_arguments=training_arguments,
+    )
+
+
+def describe_adapter(name: str) -> dict[str, Any]:
+    """What the app shows about a checkpoint named by folder or ``USER/NAME[@REV]``.
+
+    Returns ``name`` (as given), ``path`` (local folder), ``kind``, ``method``, ``forget`` (split), ``base_model``
+    (a Hub id if one is known, else the local base folder, else None) and ``figures`` (the headline figures of
+    summary.json by HEADLINE key; empty without a summary).
+    """
+    checkpoint = read_checkpoint(resolve(name))
+    bases = checkpoint.named_bases
+    return {
+        "name": name,
+        "path": str(checkpoint.path),
+        "kind": checkpoint.kind,
+        "method": checkpoint.method,
+        "forget": checkpoint.forget,
+        "base_model": next(filter(None, map(hub_id, bases)), bases[0] if bases else None),
+        "figures": checkpoint.figures,
+    }

@@ -1,0 +1,1 @@
+"""The offline default: mini-CLEAR, tiny models, random adapters and random-weight checkpoints."""
