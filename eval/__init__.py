@@ -6,4 +6,4 @@ greedy generation), ``evaluator`` (runs the tasks, writes ``<task>.jsonl`` and `
 against the one-sample loop).
 """
 
-import unlearn  # noqa: F401  (first: it quiets a bitsandbytes import notice before peft imports bitsandbytes)
+import unlearn as _library  # noqa: F401  (first: it quiets a bitsandbytes notice before peft imports bitsandbytes)

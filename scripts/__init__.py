@@ -1,3 +1,3 @@
 """Command-line entry points: ``python -m scripts.NAME``."""
 
-import unlearn  # noqa: F401  (first: it quiets a bitsandbytes import notice before peft imports bitsandbytes)
+import unlearn as _library  # noqa: F401  (first: it quiets a bitsandbytes notice before peft imports bitsandbytes)
