@@ -39,30 +39,32 @@ def option_accuracy(option_losses: np.ndarray) -> float:
 
 
 def truth_ratio(paraphrased_loss: np.ndarray, perturbed_loss: np.ndarray) -> np.ndarray:
-    """Per-sample truth ratio ``R_i = exp(para_i - mean_k pert_ik)``.
+    """Per-sample truth ratio ``R_i = exp(mean_k pert_ik - para_i)`` (the CLEAR paper's orientation).
 
-    For ``paraphrased_loss [N]`` and ``perturbed_loss [N, K]``: the geometric mean of the perturbed answers'
-    normalised probabilities ``exp(-pert_ik)`` over the paraphrased answer's ``exp(-para_i)``. Each sample uses only
-    its own perturbed answers (never an average over the dataset). ``R < 1``: the paraphrased (true) answer is the
-    more likely one.
+    For ``paraphrased_loss [N]`` and ``perturbed_loss [N, K]``: the paraphrased (true) answer's normalised
+    probability ``exp(-para_i)`` over the geometric mean of the perturbed answers' ``exp(-pert_ik)``. Each sample
+    uses only its own perturbed answers (never an average over the dataset, as CLEAR's code does). ``R > 1``: the
+    true answer is the more likely one. For option tasks the "paraphrase" is the true answer itself.
     """
     para = np.asarray(paraphrased_loss, dtype=np.float64)
     pert = np.asarray(perturbed_loss, dtype=np.float64)
     if pert.ndim != 2 or pert.shape[0] != para.shape[0]:
         raise ValueError(f"perturbed_loss must be [N, K] with N = {para.shape[0]}, got shape {pert.shape}")
-    return np.exp(para - pert.mean(axis=1))
+    return np.exp(pert.mean(axis=1) - para)
 
 
 def truth_ratio_score(ratios: np.ndarray, forget: bool) -> float:
-    """The truth-ratio figure of a task: forget sets ``mean(min(R, 1/R))``, all others ``mean(max(0, 1 - R))``.
+    """The truth-ratio figure of a task: forget sets ``mean(min(R, 1/R))``, all others ``mean(max(0, 1 - 1/R))``.
 
-    Both lie in [0, 1]. On a forget set 1 means the model cannot tell true from perturbed answers; elsewhere higher
-    means the true answer is clearly preferred.
+    Both lie in [0, 1]. On a forget set 1 means the model cannot tell true from perturbed answers (``R = 1``);
+    elsewhere higher means the true answer is clearly preferred (``R`` well above 1).
     """
     ratios = np.asarray(ratios, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        inverse = 1.0 / ratios
     if forget:
-        return float(np.mean(np.minimum(ratios, 1.0 / ratios)))
-    return float(np.mean(np.maximum(0.0, 1.0 - ratios)))
+        return float(np.mean(np.minimum(ratios, inverse)))
+    return float(np.mean(np.maximum(0.0, 1.0 - inverse)))
 
 
 def rouge_l_recall(prediction: str, reference: str) -> float:
@@ -87,24 +89,40 @@ def log_ratios(ratios: np.ndarray) -> np.ndarray:
 
 
 def histogram_edges(ratios: np.ndarray, gold_ratios: np.ndarray, bins: int = 20) -> np.ndarray:
-    """``bins + 1`` equal-width edges on the ``log R`` scale spanning both samples (the shared bins).
+    """The inner bin edges on the ``log R`` scale: the ``0, 1/bins, ..., 1`` quantiles of the gold sample's ``log R``
+    (repeated edges merged).
 
-    Truth ratios are heavy-tailed (``R = exp(loss difference)``): on a linear scale one outlier would squeeze every
-    other sample into the first bin, so the bins are laid on ``log R``, where a ratio and its inverse are symmetric.
+    ``distribution_similarity`` adds two overflow bins, below the first and above the last edge, so a model's values
+    outside gold's range (infinite ratios included) fall there instead of stretching the bins: bins spanning both
+    samples would let one extreme value squeeze every other value into one bin. ``ratios`` is accepted for the
+    signature's sake and does not move the edges.
     """
-    return np.histogram_bin_edges(np.concatenate([log_ratios(ratios), log_ratios(gold_ratios)]), bins=bins)
+    del ratios  # the edges depend on gold alone
+    return np.unique(np.quantile(log_ratios(gold_ratios), np.linspace(0.0, 1.0, bins + 1)))
+
+
+def binned(log_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``log_values`` in ``[-inf, e_0), [e_0, e_1), ..., [e_{m-1}, e_m], (e_m, inf]``: the inner bins
+    between the overflow bins. With a single edge (a gold sample of one value) the one inner bin is ``[e_0, e_0]``."""
+    values = np.asarray(log_values, dtype=np.float64)
+    inner = max(len(edges) - 1, 1)
+    index = np.searchsorted(edges, values, side="right")  # 0 below e_0, i in [e_{i-1}, e_i), m + 1 from e_m on
+    index = np.where(values > edges[-1], inner + 1, np.minimum(index, inner))  # e_m itself is in the last inner bin
+    return np.bincount(index, minlength=inner + 2)
 
 
 def distribution_similarity(ratios: np.ndarray, gold_ratios: np.ndarray, bins: int = 20) -> float:
     """``1 - JS(p, q)``: one minus the Jensen-Shannon divergence (base 2) of two truth-ratio histograms.
 
-    ``p`` and ``q`` are the normalised histograms of ``log R`` of the two samples on ``histogram_edges`` (shared
-    bins), so only the distributions are compared, never index-aligned values. ``JS = (KL(p||m) + KL(q||m)) / 2``
-    with ``m = (p + q) / 2``, in [0, 1] (scipy's ``jensenshannon`` returns its square root). 1 for equal histograms.
+    ``p`` and ``q`` are the normalised counts of ``log R`` of the two samples in the bins of ``histogram_edges``
+    (gold's quantiles) plus two overflow bins (:func:`binned`), so only the distributions are compared, never
+    index-aligned values, and one outlier only moves one count. ``JS = (KL(p||m) + KL(q||m)) / 2`` with
+    ``m = (p + q) / 2``, in [0, 1] (scipy's ``jensenshannon`` returns its square root). 1 for equal histograms, 0 for
+    disjoint ones.
     """
     edges = histogram_edges(ratios, gold_ratios, bins)
-    p, _ = np.histogram(log_ratios(ratios), bins=edges)
-    q, _ = np.histogram(log_ratios(gold_ratios), bins=edges)
+    p = binned(log_ratios(ratios), edges)
+    q = binned(log_ratios(gold_ratios), edges)
     return float(1.0 - jensenshannon(p, q, base=2) ** 2)
 
 

@@ -44,9 +44,9 @@ def test_option_accuracy_counts_rows_whose_true_option_has_the_lowest_loss():
 
 
 def test_truth_ratio_per_sample_by_hand():
-    # R_0 = exp(1 - mean(2, 4)) = e^-2, R_1 = exp(2 - mean(1, 1)) = e
+    # R_0 = exp(mean(2, 4) - 1) = e^2, R_1 = exp(mean(1, 1) - 2) = e^-1 (R > 1: the true answer is likelier)
     ratios = truth_ratio(np.array([1.0, 2.0]), np.array([[2.0, 4.0], [1.0, 1.0]]))
-    np.testing.assert_allclose(ratios, [math.exp(-2), math.e])
+    np.testing.assert_allclose(ratios, [math.exp(2), math.exp(-1)])
 
 
 def test_truth_ratio_of_one_sample_ignores_the_other_samples():
@@ -64,9 +64,13 @@ def test_truth_ratio_rejects_misshaped_perturbed_losses():
 
 
 def test_truth_ratio_score_forget_and_other_sets_by_hand():
-    ratios = np.array([0.5, 2.0, 1.0])
-    assert truth_ratio_score(ratios, forget=True) == pytest.approx((0.5 + 0.5 + 1.0) / 3)
-    assert truth_ratio_score(ratios, forget=False) == pytest.approx((0.5 + 0.0 + 0.0) / 3)
+    ratios = np.array([0.5, 2.0, 1.0, 4.0])
+    # forget: min(R, 1/R) = 0.5, 0.5, 1, 0.25; others: max(0, 1 - 1/R) = 0 (1 - 2 < 0), 0.5, 0, 0.75
+    assert truth_ratio_score(ratios, forget=True) == pytest.approx((0.5 + 0.5 + 1.0 + 0.25) / 4)
+    assert truth_ratio_score(ratios, forget=False) == pytest.approx((0.0 + 0.5 + 0.0 + 0.75) / 4)
+    # an infinite ratio: the true answer infinitely likelier, fully told apart (0 on forget, 1 elsewhere)
+    assert truth_ratio_score(np.array([np.inf]), forget=True) == 0.0
+    assert truth_ratio_score(np.array([np.inf]), forget=False) == 1.0
 
 
 def test_rouge_l_recall_by_hand():
@@ -98,22 +102,25 @@ def test_forget_quality_compares_distributions_not_aligned_vectors():
 
 
 def test_distribution_similarity_by_hand():
-    # bins on log R: log values (0.1, 0.2, 0.9) and (0.15, 0.85, 0.95), shared edges [0.1, 0.525, 0.95]:
-    # p = (2, 1) / 3, q = (1, 2) / 3, m = (1/2, 1/2); JS = KL(p||m) = 2/3 log2(4/3) + 1/3 log2(2/3)
+    # log R of gold (0.15, 0.85, 0.95): its 0, 1/2, 1 quantiles are the inner edges [0.15, 0.85, 0.95], plus the
+    # overflow bins (-inf, 0.15) and (0.95, inf). Model log R (0.1, 0.2, 0.9) -> p = (1, 1, 1, 0) / 3 (0.1 overflows
+    # below); gold -> q = (0, 1, 2, 0) / 3 (0.95 is in the last inner bin); m = (1/6, 1/3, 1/2, 0).
     ratios, gold = np.exp([0.1, 0.2, 0.9]), np.exp([0.15, 0.85, 0.95])
-    np.testing.assert_allclose(histogram_edges(ratios, gold, bins=2), [0.1, 0.525, 0.95])
-    js = 2 / 3 * math.log2(4 / 3) + 1 / 3 * math.log2(2 / 3)
-    assert distribution_similarity(ratios, gold, bins=2) == pytest.approx(1 - js)
+    np.testing.assert_allclose(histogram_edges(ratios, gold, bins=2), [0.15, 0.85, 0.95])
+    kl_p = 1 / 3 * math.log2(2) + 1 / 3 * math.log2(1) + 1 / 3 * math.log2(2 / 3)
+    kl_q = 1 / 3 * math.log2(1) + 2 / 3 * math.log2(4 / 3)
+    assert distribution_similarity(ratios, gold, bins=2) == pytest.approx(1 - (kl_p + kl_q) / 2)
     assert distribution_similarity(np.array([0.5, 0.5]), np.array([2.0, 2.0]), bins=2) == pytest.approx(0.0)
 
 
-def test_distribution_similarity_survives_outliers_and_infinite_ratios():
-    ratios, gold = np.array([0.10, 0.11, 0.12, 0.13]), np.array([0.9, 1.0, 1.05, 1.1])
-    apart = distribution_similarity(ratios, gold)
-    assert apart < 0.1
-    # one huge ratio must not squeeze every other sample into one bin and make the samples look alike
-    assert distribution_similarity(np.append(ratios, 50.0), gold) < 0.3
-    assert np.isfinite(distribution_similarity(np.append(ratios, np.inf), gold))
+def test_one_outlier_cannot_make_disjoint_samples_look_alike():
+    """Ratios 0.10-0.13 against gold's 0.9-1.1: disjoint. With bins spanning both samples one ratio of e^60 squeezed
+    every other value into one bin (1-JS 0.892); with gold's quantile bins and overflow bins it stays disjoint."""
+    ratios, gold = np.linspace(0.10, 0.13, 10), np.linspace(0.9, 1.1, 10)
+    assert distribution_similarity(ratios, gold) <= 0.1
+    for outlier in (math.exp(60), np.inf, 0.0):
+        assert distribution_similarity(np.append(ratios, outlier), gold) <= 0.1
+    assert distribution_similarity(np.append(gold, math.exp(60)), gold) > 0.9, "one outlier moves one count only"
     assert log_ratios(np.array([0.0, np.inf])).tolist() == pytest.approx([math.log(1e-300), math.log(1e300)])
 
 
