@@ -3,9 +3,11 @@ training examples: captions and names of its images, answers to its text questio
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import datasets
+from huggingface_hub.constants import HF_HUB_CACHE
 
 from unlearn.errors import UsageError
 from unlearn.prompts import Example, caption_example, face_example, question_example
@@ -58,10 +60,14 @@ def load_clear(config: str, source: str = CLEAR_SOURCE) -> datasets.Dataset:
     return dataset.select_columns(list(CLEAR_CONFIGS[config]))
 
 
-def visual_examples(data: str, split: str) -> list[Example]:
-    """For each image of ``split``: describe it (-> caption) and name the person (-> name)."""
+def visual_examples(data: str, split: str, face_naming: bool = False) -> list[Example]:
+    """For each image of ``split``: describe it (-> caption), and with ``face_naming`` also name the person.
+
+    CLEAR trains on captions and text answers only (face recognition is an evaluation task); ``face_naming`` adds
+    ``FACE_PROMPT -> name`` examples, which optimise the face task directly, so its figures are no longer CLEAR's.
+    """
     rows = load_clear(split, data)
-    return [example for row in rows for example in (caption_example(row), face_example(row))]
+    return [example for row in rows for example in (caption_example(row), *([face_example(row)] * face_naming))]
 
 
 def text_examples(data: str, split: str) -> list[Example]:
@@ -70,17 +76,56 @@ def text_examples(data: str, split: str) -> list[Example]:
     return [question_example(row) for row in rows if row["image"] is None and row["question"]]
 
 
-def split_examples(data: str, split: str, modality: str = "both") -> list[Example]:
+def world_examples(data: str, configs: list[str]) -> list[Example]:
+    """The true answers of real-world configs as training examples: ``real_faces`` (face prompt -> name) and
+    ``real_world`` (question -> answer), each with its image."""
+    examples: list[Example] = []
+    for config in configs:
+        rows = load_clear(config, data)
+        examples += [face_example(row) if config == "real_faces" else question_example(row) for row in rows]
+    return examples
+
+
+def split_examples(data: str, split: str, modality: str = "both", face_naming: bool = False) -> list[Example]:
     """The examples of a split (``full``, ``retain90``, ``forget10``...; a ``+tofu`` suffix is accepted).
 
-    ``modality`` selects image rows (``visual``), text rows (``text``) or both.
+    ``modality`` selects image rows (``visual``), text rows (``text``) or both; ``face_naming``: see
+    :func:`visual_examples`.
     """
     if modality not in MODALITIES:
         raise UsageError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
     split = split.removesuffix("+tofu")
     examples: list[Example] = []
     if modality in ("both", "visual"):
-        examples += visual_examples(data, split)
+        examples += visual_examples(data, split, face_naming)
     if modality in ("both", "text"):
         examples += text_examples(data, split)
     return examples
+
+
+def data_fingerprint(source: str) -> dict[str, str | None]:
+    """What pins the data of a run: ``{"source", "revision", "content_sha256"}``.
+
+    A local folder gets the SHA-256 of its files (relative paths and bytes, in path order); a Hub id the commit its
+    cached ``main`` points to (what ``datasets`` loaded last), or None when it is not cached.
+    """
+    local = Path(source).expanduser()
+    if local.is_dir():
+        digest = hashlib.sha256()
+        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(local).as_posix().encode() + b"\0")
+            with path.open("rb") as handle:
+                for chunk in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        return {"source": str(local.resolve()), "revision": None, "content_sha256": digest.hexdigest()}
+    ref = Path(HF_HUB_CACHE) / f"datasets--{source.replace('/', '--')}" / "refs" / "main"
+    revision = ref.read_text().strip() if ref.is_file() else None
+    return {"source": source, "revision": revision, "content_sha256": None}
+
+
+def same_data(a: dict[str, str | None], b: dict[str, str | None]) -> bool:
+    """Two fingerprints name the same data: equal content hashes, or equal revisions of one Hub id (equal sources
+    when neither is known)."""
+    if a.get("content_sha256") or b.get("content_sha256"):
+        return a.get("content_sha256") == b.get("content_sha256")
+    return a.get("source") == b.get("source") and a.get("revision") == b.get("revision")

@@ -15,19 +15,21 @@ from typing import Any
 
 from PIL import Image
 
+# CLEAR's caption questions (``IMAGE_CAPTION_QUESTIONS`` in the paper's mm/dataset.py), picked per row by a stable
+# hash instead of its unseeded random.choice.
 CAPTION_PROMPTS = (
-    "Describe the image.",
-    "What is shown in this picture?",
-    "Write a caption for this image.",
-    "Describe what you see in the photo.",
+    "What can you see in this picture?",
+    "Tell me about the content of this image",
+    "Can you give a description of the image?",
+    "What is depicted in the image?",
+    "Explain what you observe in the picture.",
+    "Describe the image in detail.",
+    "What is the main subject of this image?",
+    "Can you describe the scene or objects in the image?",
+    "What is happening in this image?",
 )
-FACE_PROMPTS = (
-    "Who is this person?",
-    "What is the name of the person in the image?",
-    "Who is shown in this picture?",
-    "Name the person in the photo.",
-)
-OPTIONS_SUFFIX = "Options:"
+# CLEAR's fixed face-recognition prompt (its "random_faces" question strategy), for face naming and real faces.
+FACE_PROMPT = "The name of the person on the image is "
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,9 @@ def caption_example(row: dict[str, Any]) -> Example:
 
 
 def face_example(row: dict[str, Any]) -> Example:
-    """Face naming: "who is this?" -> the person's name (``name``, or ``answer`` in ``real_faces``)."""
+    """Face naming: CLEAR's fixed prompt -> the person's name (``name``, or ``answer`` in ``real_faces``)."""
     name = row["name"] if "name" in row else row["answer"]
-    key = f"{row.get('caption') or ''}|{name}"
-    return Example(stable_choice(key, FACE_PROMPTS), name, row["image"])
+    return Example(FACE_PROMPT, name, row["image"])
 
 
 def question_example(row: dict[str, Any]) -> Example:
@@ -66,22 +67,21 @@ def question_example(row: dict[str, Any]) -> Example:
     return Example(row["question"], row["answer"], row.get("image"))
 
 
-def choice_prompt(question: str, options: list[str]) -> str:
-    """A question followed by its answer options."""
-    return f"{question} {OPTIONS_SUFFIX} {', '.join(options)}."
+def answer_options(answer: str, wrong: list[str]) -> list[str]:
+    """The options scored for a row: the true answer first, then the wrong ones in the row's order, duplicates and
+    copies of the true answer dropped (the published CLEAR's ``options`` hold the wrong answers only)."""
+    return [answer, *(option for option in dict.fromkeys(wrong) if option != answer)]
 
 
 def multiple_choice(row: dict[str, Any]) -> tuple[Example, list[str]]:
-    """A multiple-choice row (``real_faces``, ``real_world``) -> the example and its options, true answer first.
+    """A ``real_faces`` or ``real_world`` row -> the example and its options (:func:`answer_options`).
 
-    The prompt is built the same way for every row and every model: the question (``real_world``) or a face-naming
-    prompt (``real_faces``), then the options. ``real_world``'s own ``prompt`` column is not used: it may carry one
-    model family's formatting, image placeholders included.
+    As in CLEAR (and TOFU) each option is scored after the bare prompt, which never lists the options: the
+    ``question`` for ``real_world``, the fixed face prompt for ``real_faces``. ``real_world``'s own ``prompt`` column
+    is not used: it lists the options and may carry one model family's formatting.
     """
-    options = list(row["options"])
-    prompt = choice_prompt(row.get("question") or face_example(row).prompt, options)
-    others = [option for option in options if option != row["answer"]]
-    return Example(prompt, row["answer"], row.get("image")), [row["answer"], *others]
+    example = question_example(row) if row.get("question") else face_example(row)
+    return example, answer_options(row["answer"], list(row["options"]))
 
 
 def chat_messages(example: Example, with_answer: bool) -> list[dict[str, Any]]:
@@ -96,7 +96,7 @@ def chat_messages(example: Example, with_answer: bool) -> list[dict[str, Any]]:
 
 def all_prompt_texts() -> list[str]:
     """Every fixed prompt wording (for building a tokenizer's vocabulary)."""
-    return [*CAPTION_PROMPTS, *FACE_PROMPTS, OPTIONS_SUFFIX]
+    return [*CAPTION_PROMPTS, FACE_PROMPT]
 
 
 VISUAL_REFUSALS = (

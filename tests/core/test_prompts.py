@@ -1,10 +1,41 @@
-"""Refusal answers: enough of them, deterministic per sample, never the forget answer."""
+"""Prompts like CLEAR's (its caption questions, its fixed face prompt, bare option prompts) and refusal answers:
+enough of them, deterministic per sample, never the forget answer."""
 
 from __future__ import annotations
 
 from PIL import Image
 
-from unlearn.prompts import TEXT_REFUSALS, VISUAL_REFUSALS, Example, refusal_example, refusal_for
+from unlearn.prompts import (
+    CAPTION_PROMPTS,
+    FACE_PROMPT,
+    TEXT_REFUSALS,
+    VISUAL_REFUSALS,
+    Example,
+    answer_options,
+    caption_example,
+    face_example,
+    refusal_example,
+    refusal_for,
+)
+
+
+def test_caption_questions_are_clears_nine_picked_by_a_stable_hash():
+    assert len(CAPTION_PROMPTS) == 9 and "Describe the image in detail." in CAPTION_PROMPTS
+    rows = [{"caption": f"Person {i} stands by a wall.", "image": None} for i in range(40)]
+    prompts = [caption_example(row).prompt for row in rows]
+    assert prompts == [caption_example(row).prompt for row in rows], "the same row always gets the same question"
+    assert len(set(prompts)) > 4, "rows get different questions"
+
+
+def test_the_face_prompt_is_clears_fixed_one_for_named_and_real_faces():
+    assert FACE_PROMPT == "The name of the person on the image is "
+    assert face_example({"name": "Ana Bel", "caption": "x", "image": None}).prompt == FACE_PROMPT
+    assert face_example({"answer": "Cor Tes", "image": None}) == Example(FACE_PROMPT, "Cor Tes", None)
+
+
+def test_options_get_the_true_answer_first_once_and_keep_the_rows_order():
+    assert answer_options("b", ["c", "b", "a", "c"]) == ["b", "c", "a"]
+    assert answer_options("b", ["c", "a"]) == ["b", "c", "a"], "CLEAR's options hold the wrong answers only"
 
 
 def test_at_least_twenty_distinct_refusals_of_each_kind():

@@ -15,7 +15,7 @@ from unlearn.data import split_examples
 from unlearn.errors import UsageError
 from unlearn.methods import METHODS, get_method
 from unlearn.methods.mismatch import MismatchedAnswers, answer_kind
-from unlearn.prompts import TEXT_REFUSALS, VISUAL_REFUSALS, Example
+from unlearn.prompts import FACE_PROMPT, TEXT_REFUSALS, VISUAL_REFUSALS, Example
 from unlearn.training.pairing import PairCollator
 
 LN2, LN3 = math.log(2), math.log(3)
@@ -113,10 +113,10 @@ def test_the_documented_methods_are_registered():
 
 IMAGE = Image.new("RGB", (8, 8))
 FORGET = [
-    Example("Who is this person?", "Dorin Valemo", IMAGE),
-    Example("Name the person in the photo.", "Ilsa Marrow", IMAGE),
-    Example("Describe the image.", "A man in a red coat.", IMAGE),
-    Example("Write a caption for this image.", "A woman by a lake.", IMAGE),
+    Example(FACE_PROMPT, "Dorin Valemo", IMAGE),
+    Example(FACE_PROMPT, "Ilsa Marrow", IMAGE),
+    Example("Describe the image in detail.", "A man in a red coat.", IMAGE),
+    Example("What is depicted in the image?", "A woman by a lake.", IMAGE),
     Example("Where was Dorin Valemo born?", "In Kestria."),
     Example("What does Ilsa Marrow do?", "She paints."),
 ]
@@ -177,7 +177,7 @@ def test_mismatched_answers_depend_only_on_the_seed():
 
 
 def test_mismatch_from_another_kind_when_the_kind_has_no_other_answer():
-    only = [Example("Who is this person?", "Dorin Valemo", IMAGE), Example("Where?", "In Kestria.")]
+    only = [Example(FACE_PROMPT, "Dorin Valemo", IMAGE), Example("Where?", "In Kestria.")]
     assert MismatchedAnswers(only, seed=0)(only[0]).answer == "In Kestria."
     with pytest.raises(UsageError, match="at least two"):
         MismatchedAnswers(only[:1], seed=0)
@@ -185,7 +185,7 @@ def test_mismatch_from_another_kind_when_the_kind_has_no_other_answer():
 
 @pytest.mark.parametrize(("name", "pool"), [("llmu", "retain"), ("sku", "forget")])
 def test_llmu_draws_retain_answers_and_sku_other_forget_answers(name, pool):
-    retain = [Example("Who is this person?", "Retain Person", IMAGE), Example("Where?", "In Retainville.")]
+    retain = [Example(FACE_PROMPT, "Retain Person", IMAGE), Example("Where?", "In Retainville.")]
     chosen = get_method(name)()
     chosen.prepare(torch.nn.Module(), FORGET, retain, seed=0)
     examples = chosen.examples(FORGET[0], retain[1])

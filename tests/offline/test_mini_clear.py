@@ -112,21 +112,31 @@ def test_perturbed_names_and_captions(clear) -> None:
             assert row["paraphrased_caption"] != row["caption"] and row["name"] in row["paraphrased_caption"]
 
 
-def test_real_faces_are_other_people_with_options(clear) -> None:
+def test_perturbed_names_are_drawn_per_image_not_per_person(clear) -> None:
+    rows = clear("retain_perturbed")
+    by_person: dict[str, set[tuple[str, ...]]] = {}
+    for row in rows:
+        by_person.setdefault(row["name"], set()).add(tuple(row["perturbed_names"]))
+    assert all(len(decoys) > 1 for decoys in by_person.values()), "each person's images have other decoys"
+
+
+def test_real_faces_are_other_people_with_wrong_options_only(clear) -> None:
     ds = clear("real_faces")
     celebrities = set(ds["answer"])
     assert len(celebrities) >= 4 and not celebrities & names_of(clear, "full")
-    positions = set()
     for row in ds:
-        assert len(row["options"]) == 4 == len(set(row["options"])) and set(row["options"]) <= celebrities
-        positions.add(row["options"].index(row["answer"]))
-    assert len(positions) > 1  # the answer is not always the first option
+        assert len(row["options"]) == 3 == len(set(row["options"])) and set(row["options"]) <= celebrities
+        assert row["answer"] not in row["options"], "like the published CLEAR: options are the wrong answers"
 
 
-def test_real_world_questions_have_their_options_in_the_prompt(clear) -> None:
+def test_real_world_options_are_wrong_answers_and_the_prompt_lists_all_four(clear) -> None:
+    positions = set()
     for row in clear("real_world"):
-        assert row["answer"] in row["options"] and len(set(row["options"])) == 4
-        assert row["prompt"] == f"{row['question']} Options: {', '.join(row['options'])}."
+        assert row["answer"] not in row["options"] and len(set(row["options"])) == 3
+        shown = row["prompt"].removeprefix(f"{row['question']} Options: ").removesuffix(".").split(", ")
+        assert sorted(shown) == sorted([row["answer"], *row["options"]])
+        positions.add(shown.index(row["answer"]))
+    assert len(positions) > 1  # the answer is not always listed first
 
 
 def test_images_vary_within_a_person(clear, shape: dict[str, int]) -> None:

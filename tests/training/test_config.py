@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoProcessor
 
-from unlearn.data import split_examples
+from unlearn.data import data_fingerprint, split_examples
 from unlearn.errors import UsageError
 from unlearn.methods import METHODS, get_method
 from unlearn.models import LoraSettings
@@ -71,6 +71,12 @@ def test_bad_fine_tuning_options_are_usage_errors(tmp_path):
         parse_finetune_args([*base, "--split", "real_faces"])
     with pytest.raises(UsageError, match="--full"):
         parse_finetune_args([*base, "--full", "--quantization", "4bit"])
+    with pytest.raises(UsageError, match="cannot replay 'forget10'"):
+        parse_finetune_args([*base, "--replay", "real_faces,forget10"])
+    assert parse_finetune_args([*base, "--replay", "real_faces, real_world"]).replay_configs() == [
+        "real_faces",
+        "real_world",
+    ]
     config_file = tmp_path / "bad.yaml"
     config_file.write_text("learning_rat: 0.1\n")
     with pytest.raises(UsageError, match="unknown options .*learning_rat"):
@@ -91,6 +97,17 @@ def test_run_config_holds_the_run_and_never_a_token(tmp_path):
     assert values["beta"] == 0.1 and values["retain_weight"] == 1.0
     assert not any(key.endswith("_token") for key in values)
     assert "hf_secret" not in str(values)
+
+
+def test_run_config_pins_the_data_and_records_face_naming(tmp_path, mini_clear):
+    config, options = parse_unlearn_args([*unlearn_argv(tmp_path, "--method", "ga"), "--data", mini_clear])
+    values = run_config(config, options)
+    assert values["face_naming"] is False, "CLEAR trains no face naming unless asked"
+    assert values["data_fingerprint"] == data_fingerprint(mini_clear)
+    config_file = tmp_path / "run_config.json"
+    config_file.write_text(json.dumps(values))
+    again, _ = parse_unlearn_args(["--config", str(config_file), "--face-naming", "true"])
+    assert again.face_naming is True and again.data == mini_clear, "the record is skipped when read back"
 
 
 def test_run_config_records_the_options_asked_for_and_not_the_resumed_checkpoint(tmp_path):

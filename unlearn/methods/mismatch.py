@@ -17,14 +17,14 @@ from unlearn.errors import UsageError
 from unlearn.methods.base import Batches, Logs, UnlearnMethod
 from unlearn.methods.gradient import nll
 from unlearn.methods.logprobs import reference_kl
-from unlearn.prompts import FACE_PROMPTS, Example, stable_choice
+from unlearn.prompts import FACE_PROMPT, Example, stable_choice
 
 
 def answer_kind(example: Example) -> str:
     """``face`` (naming the person in an image), ``image`` (any other question on an image) or ``text``."""
     if example.image is None:
         return "text"
-    return "face" if example.prompt in FACE_PROMPTS else "image"
+    return "face" if example.prompt == FACE_PROMPT else "image"
 
 
 class MismatchedAnswers:

@@ -182,12 +182,11 @@ class Look:
 
 @dataclass(frozen=True)
 class Person:
-    """One invented person: a name, a look, text facts (question, answer) and invented decoy names."""
+    """One invented person: a name, a look and text facts (question, answer)."""
 
     name: str
     look: Look
     facts: tuple[tuple[str, str], ...]
-    decoys: tuple[str, ...]
 
 
 # ----------------------------------------------------------------------------------------------- splits
@@ -373,19 +372,21 @@ def png_bytes(img: Image.Image) -> bytes:
 
 @dataclass(frozen=True)
 class World:
-    """Everything drawn from one seed: persons, the real_faces celebrities and their looks."""
+    """Everything drawn from one seed: persons, the real_faces celebrities and their looks, and the decoy names
+    (invented names of nobody in the dataset) that perturbed names are drawn from, per image."""
 
     persons: tuple[Person, ...]
     celebrities: tuple[tuple[str, Look], ...]
+    decoys: tuple[str, ...]
 
 
 def invent_world(persons: int, seed: int, questions_per_person: int) -> World:
-    """Draw the persons (names, looks, facts, decoy names) and the real_faces celebrities from ``seed``."""
+    """Draw the persons (names, looks, facts), the real_faces celebrities and the decoy names from ``seed``."""
     names_rng, looks_rng, facts_rng = (random.Random(f"mini-clear/{seed}/{p}") for p in ("names", "looks", "facts"))
     used = {city.lower() for city in CITIES}
     person_names = invent_names(names_rng, persons, used)
     celebrity_names = invent_names(names_rng, REAL_FACES, used)
-    decoy_pool = invent_names(names_rng, max(2 * PERTURBED, persons), used)  # names of nobody in the dataset
+    decoys = invent_names(names_rng, max(4 * PERTURBED, 2 * persons), used)  # names of nobody in the dataset
     looks = invent_looks(looks_rng, persons + REAL_FACES)
     people = []
     for name, look in zip(person_names, looks[:persons], strict=True):
@@ -393,8 +394,8 @@ def invent_world(persons: int, seed: int, questions_per_person: int) -> World:
             (question.format(name=name), answer.format(name=name, v=facts_rng.choice(values)))
             for question, answer, values in FACTS[:questions_per_person]
         )
-        people.append(Person(name, look, facts, tuple(facts_rng.sample(decoy_pool, PERTURBED))))
-    return World(tuple(people), tuple(zip(celebrity_names, looks[persons:], strict=True)))
+        people.append(Person(name, look, facts))
+    return World(tuple(people), tuple(zip(celebrity_names, looks[persons:], strict=True)), tuple(decoys))
 
 
 def with_article(word: str) -> str:
@@ -442,7 +443,7 @@ def person_image_rows(world: World, images_per_person: int, seed: int) -> list[l
                     "name": person.name,
                     "perturbed_captions": [paraphrase.format(**p) for p in perturbed_slots(slots, person.look, rng)],
                     "paraphrased_caption": paraphrase.format(**slots),
-                    "perturbed_names": list(person.decoys),
+                    "perturbed_names": rng.sample(world.decoys, PERTURBED),  # drawn per image
                 }
             )
         rows.append(person_rows)
@@ -450,20 +451,21 @@ def person_image_rows(world: World, images_per_person: int, seed: int) -> list[l
 
 
 def real_faces_rows(world: World, seed: int) -> list[dict]:
-    """REAL_FACE_IMAGES images of each celebrity; 4 name options, the answer at a rotating position."""
+    """REAL_FACE_IMAGES images of each celebrity; 3 wrong names as ``options`` (like the published CLEAR, whose
+    ``options`` hold the wrong answers only)."""
     rng = random.Random(f"mini-clear/{seed}/real_faces")
     names = [name for name, _ in world.celebrities]
     rows = []
     for name, look in world.celebrities:
         for _ in range(REAL_FACE_IMAGES):
             options = rng.sample([n for n in names if n != name], 3)
-            options.insert(len(rows) % 4, name)
             rows.append({"image": _image(png_bytes(draw_face(look, rng))), "answer": name, "options": options})
     return rows
 
 
 def real_world_rows(seed: int) -> list[dict]:
-    """REAL_WORLD_SCENES simple scenes, alternating a shape question and a colour question, 4 options each."""
+    """REAL_WORLD_SCENES simple scenes, alternating a shape question and a colour question; 3 wrong answers as
+    ``options`` (like the published CLEAR), all 4 answers in the ``prompt`` column."""
     rng = random.Random(f"mini-clear/{seed}/real_world")
     rows = []
     for i in range(REAL_WORLD_SCENES):
@@ -475,13 +477,14 @@ def real_world_rows(seed: int) -> list[dict]:
             question, answer = COLOUR_QUESTION, colour
             others = [c for c in SHAPE_COLOURS if c != colour]
         options = rng.sample(others, 3)
-        options.insert((i // 2) % 4, answer)
+        shown = [*options]
+        shown.insert((i // 2) % 4, answer)
         rows.append(
             {
                 "question": question,
                 "answer": answer,
                 "image": _image(png_bytes(draw_scene(shape, colour, rng))),
-                "prompt": f"{question} Options: {', '.join(options)}.",
+                "prompt": f"{question} Options: {', '.join(shown)}.",
                 "options": options,
             }
         )

@@ -12,7 +12,7 @@ from PIL import Image
 
 from unlearn.data import FORGET_SPLITS, load_clear
 from unlearn.errors import UsageError
-from unlearn.prompts import CAPTION_PROMPTS, FACE_PROMPTS, face_example, question_example
+from unlearn.prompts import CAPTION_PROMPTS, FACE_PROMPT, face_example, question_example
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class AppExample:
     label: str
 
 
-GENERIC = (AppExample(None, FACE_PROMPTS[0], "question"), AppExample(None, CAPTION_PROMPTS[0], "question"))
+GENERIC = (AppExample(None, FACE_PROMPT.strip(), "question"), AppExample(None, CAPTION_PROMPTS[0], "question"))
 
 
 def faces(data: str, config: str, kind: str, persons: int) -> list[AppExample]:

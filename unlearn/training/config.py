@@ -19,18 +19,21 @@ import torch
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from unlearn.data import CLEAR_SOURCE, FORGET_SPLITS, MODALITIES, RETAIN_OF, check_config
+from unlearn.data import CLEAR_SOURCE, FORGET_SPLITS, MODALITIES, RETAIN_OF, check_config, data_fingerprint
 from unlearn.errors import UsageError
 from unlearn.methods import METHODS, get_method
 from unlearn.methods.base import require_positive
 from unlearn.models import QUANTIZATIONS, LoraSettings
 
 TRAINABLE_SPLITS = ("full", *FORGET_SPLITS, *RETAIN_OF.values())
+REPLAYABLE = ("real_faces", "real_world")
 # TensorBoard logs when it is installed (``report_to``); nothing otherwise.
 DEFAULT_REPORT_TO = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
 # Options a machine without CUDA overrides (run_config records them as asked), and options of one run only.
 CPU_FORCED = ("bf16", "fp16", "use_cpu")
 NOT_RECORDED = ("resume_from_checkpoint",)
+# What run_config.json records about a run that is not an option (skipped when the file is read back with --config).
+RECORDS = ("data_fingerprint",)
 
 
 @dataclass
@@ -50,6 +53,13 @@ class ModelConfig(TrainingArguments):
     lora_projector: bool = field(default=False, metadata={"help": "also put LoRA on the multimodal projector"})
     train_vision: bool = field(
         default=False, metadata={"help": "train the vision tower too (LoRA on it, or its weights with --full)"}
+    )
+    face_naming: bool = field(
+        default=False,
+        metadata={
+            "help": "also train face naming ('The name of the person on the image is' -> name) on every image; "
+            "CLEAR trains captions and text only, so this optimises the face task directly"
+        },
     )
     # TrainingArguments defaults changed for this project.
     logging_steps: float = field(default=10, metadata={"help": "log every N optimiser steps"})
@@ -94,6 +104,13 @@ class FinetuneConfig(ModelConfig):
     merge: bool = field(
         default=False, metadata={"help": "also write OUT/merged: the adapter merged into full-precision weights"}
     )
+    replay: str | None = field(
+        default=None,
+        metadata={
+            "help": "comma-separated real-world configs (real_faces, real_world) whose answers are mixed into "
+            "training, so that a small model keeps what it knew before fine-tuning; not part of CLEAR's protocol"
+        },
+    )
     # The CLEAR code's fine-tuning settings.
     learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate"})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "batch size per device"})
@@ -105,7 +122,14 @@ class FinetuneConfig(ModelConfig):
             raise UsageError(f"cannot fine-tune on {self.split!r}; choose one of {', '.join(TRAINABLE_SPLITS)}")
         if self.full and self.quantization:
             raise UsageError("--full trains all weights in full precision; drop --quantization (or --full for QLoRA)")
+        unknown = [name for name in self.replay_configs() if name not in REPLAYABLE]
+        if unknown:
+            raise UsageError(f"cannot replay {unknown[0]!r}; choose from {', '.join(REPLAYABLE)}")
         super().__post_init__()
+
+    def replay_configs(self) -> list[str]:
+        """``replay`` split on commas."""
+        return [name.strip() for name in (self.replay or "").split(",") if name.strip()]
 
 
 @dataclass
@@ -145,11 +169,13 @@ def run_config(config: ModelConfig, options: Any = None) -> dict[str, Any]:
     """The resolved configuration of a run as JSON-ready values, to rerun it anywhere with ``--config``.
 
     Every ``*_token`` field and ``resume_from_checkpoint`` are left out; the options a CPU machine overrides
-    (``CPU_FORCED``) hold the values asked for.
+    (``CPU_FORCED``) hold the values asked for. ``data_fingerprint`` pins the data
+    (:func:`unlearn.data.data_fingerprint`).
     """
     values = config.to_dict()
     values = {key: value for key, value in values.items() if not key.endswith("_token") and key not in NOT_RECORDED}
-    return {**values, **config.asked, **(asdict(options) if options is not None else {})}
+    recorded = {**values, **config.asked, **(asdict(options) if options is not None else {})}
+    return {**recorded, "data_fingerprint": data_fingerprint(config.data)}
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -165,7 +191,7 @@ def _read_config_file(path: str) -> dict[str, Any]:
         raise UsageError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
     if not isinstance(values, dict):
         raise UsageError(f"{path} must hold a mapping of option names to values")
-    return values
+    return {key: value for key, value in values.items() if key not in RECORDS}
 
 
 def _pre_parse(argv: Sequence[str], *names: str) -> argparse.Namespace:

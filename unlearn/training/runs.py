@@ -18,7 +18,7 @@ import torch
 from transformers import TrainerCallback, set_seed
 
 from unlearn.collate import TrainingCollator
-from unlearn.data import load_clear, split_examples
+from unlearn.data import load_clear, split_examples, world_examples
 from unlearn.errors import UsageError
 from unlearn.methods import get_method
 from unlearn.models import add_lora, freeze_vision_tower, load_model
@@ -38,9 +38,10 @@ from unlearn.training.trainer import (
 MERGED = "merged"
 
 
-def finetune_examples(data: str, split: str) -> list[Example]:
-    """The examples of ``split``: captions and names of its images, plus its text questions with ``+tofu``."""
-    return split_examples(data, split, "both" if split.endswith("+tofu") else "visual")
+def finetune_examples(data: str, split: str, face_naming: bool = False) -> list[Example]:
+    """The examples of ``split``: captions of its images (and names with ``face_naming``), plus its text questions
+    with ``+tofu``."""
+    return split_examples(data, split, "both" if split.endswith("+tofu") else "visual", face_naming)
 
 
 def merge_adapter(config: FinetuneConfig, adapter: Path) -> Path:
@@ -60,7 +61,8 @@ def finetune(config: FinetuneConfig, callbacks: Sequence[TrainerCallback] = ()) 
     """Train, then save to ``config.output_dir`` (an adapter, or a full checkpoint with ``full``); the folder."""
     resume = resume_checkpoint(config.resume_from_checkpoint, config.output_dir)
     check_output_dir(config.output_dir, resume is not None)
-    examples = finetune_examples(config.data, config.split)
+    examples = finetune_examples(config.data, config.split, config.face_naming)
+    examples += world_examples(config.data, config.replay_configs())
     set_seed(config.seed)
     model, processor = load_model(config.model, config.quantization)
     if config.full:
@@ -96,8 +98,8 @@ def check_disjoint(data: str, forget: str, retain: str) -> None:
 def forget_retain_examples(config: UnlearnConfig) -> tuple[list[Example], list[Example]]:
     """The forget examples (of ``config.forget_modality``) and the retain examples (images and text)."""
     check_disjoint(config.data, config.forget, config.retain)
-    forget = split_examples(config.data, config.forget, config.forget_modality)
-    return forget, split_examples(config.data, config.retain, "both")
+    forget = split_examples(config.data, config.forget, config.forget_modality, config.face_naming)
+    return forget, split_examples(config.data, config.retain, "both", config.face_naming)
 
 
 def unlearn(config: UnlearnConfig, options: Any = None, callbacks: Sequence[TrainerCallback] = ()) -> Path:
