@@ -14,14 +14,15 @@ from peft import PeftModel
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, ProcessorMixin
 
-from eval.logs import TRUTH_RATIO_TASK, read_summary, truth_ratios, write_records, write_summary
-from eval.metrics import distribution_similarity, forget_quality, harmonic_mean
+from eval.composites import RESAMPLES, bootstrap_intervals, composite_scores
+from eval.logs import TRUTH_RATIO_TASK, read_records, read_summary, write_records, write_summary
+from eval.metrics import distribution_similarity, forget_quality
 from eval.scoring import answer_losses, generate, reference_length
-from eval.tasks import GROUPS, TASKS, Sample, Task
-from unlearn.data import CLEAR_SOURCE, FORGET_SPLITS, load_clear
+from eval.tasks import TASKS, Sample, Task
+from unlearn.data import CLEAR_SOURCE, FORGET_SPLITS, data_fingerprint, load_clear, same_data
 from unlearn.errors import UsageError
 from unlearn.figures import HEADLINE
-from unlearn.models import load_model
+from unlearn.models import load_model, precision_of
 
 GENERATION_MARGIN = 8  # new tokens allowed beyond the longest reference of a task
 
@@ -51,11 +52,29 @@ class EvalArguments:
         default=None,
         metadata={"help": f"greedy generation length (default: a task's longest reference + {GENERATION_MARGIN})"},
     )
-    quantization: str | None = field(default=None, metadata={"help": "load the model in 4bit or 8bit (bitsandbytes)"})
+    quantization: str | None = field(
+        default=None,
+        metadata={
+            "help": "load the model in 4bit or 8bit (bitsandbytes), or none (full precision); default: the precision "
+            "the adapter was unlearned in (its run_config.json), else full precision"
+        },
+    )
+    bootstrap: int = field(
+        default=RESAMPLES, metadata={"help": "bootstrap resamples for the 95%% intervals of every figure (0: none)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the bootstrap resampling"})
 
     def task_names(self) -> list[str] | None:
         """``tasks`` split on commas (None: all)."""
         return [name.strip() for name in self.tasks.split(",") if name.strip()] if self.tasks else None
+
+
+@dataclass(frozen=True)
+class Gold:
+    """The gold evaluation's forget-caption truth ratios and their sample ids (None: the run is its own gold)."""
+
+    ratios: np.ndarray | None = None
+    ids: list[int] | None = None
 
 
 def _prepare(
@@ -64,13 +83,16 @@ def _prepare(
     batch_size: int,
     max_samples: int | None,
     max_new_tokens: int | None,
+    bootstrap: int,
     gold_dir: str | None,
     output_dir: str | Path,
-) -> np.ndarray | None:
-    """Check the options before any work; return the gold evaluation's truth ratios.
+    data: str,
+) -> Gold | None:
+    """Check the options before any work; return the gold evaluation to compare with (None without ``gold_dir``).
 
-    None without ``gold_dir``, or when ``gold_dir`` is ``output_dir`` itself (the gold model evaluated against
-    itself: its own truth ratios are used once computed).
+    The gold run must have evaluated the same data (content hash or Hub revision), forget split and sample selection
+    (``max_samples``); otherwise forget quality would compare other samples, and that is refused here.
+    ``gold_dir`` may be ``output_dir`` itself (the gold model evaluated against itself).
     """
     if forget not in FORGET_SPLITS:
         raise UsageError(f"unknown forget split {forget!r}; choose one of {', '.join(FORGET_SPLITS)}")
@@ -80,16 +102,36 @@ def _prepare(
     for name, value in (("batch_size", batch_size), ("max_samples", max_samples), ("max_new_tokens", max_new_tokens)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
+    if bootstrap < 0:
+        raise UsageError(f"bootstrap must be 0 (no intervals) or more, got {bootstrap}")
     if gold_dir is None:
         return None
     if TRUTH_RATIO_TASK not in tasks:
         raise UsageError(f"forget quality against --gold needs the {TRUTH_RATIO_TASK} task")
     if _same_folder(gold_dir, output_dir):
-        return None
-    gold_forget = read_summary(gold_dir).get("forget_split")
-    if gold_forget != forget:
-        raise UsageError(f"the gold evaluation in {gold_dir} is on {gold_forget}, not {forget}")
-    return truth_ratios(gold_dir)
+        return Gold()
+    summary = read_summary(gold_dir)
+    if summary.get("forget_split") != forget:
+        raise UsageError(f"the gold evaluation in {gold_dir} is on {summary.get('forget_split')}, not {forget}")
+    theirs, ours = summary.get("data_fingerprint") or {}, data_fingerprint(data)
+    if not same_data(theirs, ours):
+        raise UsageError(
+            f"the gold evaluation in {gold_dir} is of other data: {_data_name(theirs)}, not {_data_name(ours)}"
+        )
+    gold_samples = (summary.get("config") or {}).get("max_samples")
+    if gold_samples != max_samples:
+        raise UsageError(
+            f"the gold evaluation in {gold_dir} used max_samples {gold_samples}, this one {max_samples}: "
+            "forget quality needs the same samples"
+        )
+    records = read_records(gold_dir, TRUTH_RATIO_TASK)
+    return Gold(np.array([r["truth_ratio"] for r in records], dtype=np.float64), [r["id"] for r in records])
+
+
+def _data_name(fingerprint: dict[str, Any]) -> str:
+    """``source`` with its content hash or revision (short), for messages."""
+    pin = fingerprint.get("content_sha256") or fingerprint.get("revision")
+    return f"{fingerprint.get('source')} ({pin[:12] if pin else 'revision unknown'})"
 
 
 def _same_folder(a: str | Path, b: str | Path) -> bool:
@@ -128,16 +170,6 @@ def run_task(
     return records
 
 
-def group_scores(figures: dict[str, dict[str, float]]) -> dict[str, float | None]:
-    """``forget``, ``retain``, ``real``: harmonic mean of the figures of the group's evaluated tasks (None without
-    any); ``model_utility``: harmonic mean of all retain and real figures together."""
-    values = {g: [v for name, f in figures.items() if TASKS[name].group == g for v in f.values()] for g in GROUPS}
-    scores: dict[str, float | None] = {g: harmonic_mean(v) if v else None for g, v in values.items()}
-    utility = values["retain"] + values["real"]
-    scores["model_utility"] = harmonic_mean(utility) if utility else None
-    return scores
-
-
 def _model_name(model: PreTrainedModel | PeftModel) -> str:
     base = model.get_base_model() if isinstance(model, PeftModel) else model
     return str(base.config._name_or_path)
@@ -159,18 +191,23 @@ def evaluate(
     adapter: str | None = None,
     quantization: str | None = None,
     progress: bool = True,
+    bootstrap: int = RESAMPLES,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Run the CLEAR ``tasks`` (default: all) and write ``<task>.jsonl`` and ``summary.json`` into ``output_dir``.
 
-    Returns the summary: per task its figures, the group scores (``forget``, ``retain``, ``real``,
-    ``model_utility``), with ``gold_dir`` the forget quality (``forget_quality_ks``: KS-test p-value,
-    ``forget_quality_js``: 1 - Jensen-Shannon divergence) of the ``forget_caption`` truth ratios against the gold
-    evaluation's, and what was evaluated (``model``, ``adapter``, ``data``, ``forget``, ``config``). ``loop``
-    scores one answer at a time (the slow reference that batching must equal); ``model_name``, ``adapter`` and
-    ``quantization`` only describe the model in the summary.
+    Returns the summary: per task its figures with their 95% bootstrap intervals (``<figure>_ci``) and ``samples``;
+    the composites (``forget``, ``retain``, ``real``, ``model_utility``, :mod:`eval.composites`) with theirs; with
+    ``gold_dir`` the forget quality (``forget_quality_ks``: KS-test p-value, ``forget_quality_js``: 1 -
+    Jensen-Shannon divergence) of the ``forget_caption`` truth ratios against the gold evaluation's, with
+    ``forget_quality_samples``; and what was evaluated (``model``, ``adapter``, ``data``, ``data_fingerprint``,
+    ``forget_split``, ``config``). ``loop`` scores one answer at a time (the slow reference that batching must
+    equal); ``model_name``, ``adapter`` and ``quantization`` only describe the model in the summary. ``bootstrap``
+    resamples (0: no intervals) are drawn from ``seed``.
     """
     tasks = list(dict.fromkeys(tasks or TASKS))
-    gold = _prepare(forget, tasks, batch_size, max_samples, max_new_tokens, gold_dir, output_dir)
+    options = (batch_size, max_samples, max_new_tokens, bootstrap)
+    gold = _prepare(forget, tasks, *options, gold_dir, output_dir, data)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows: dict[str, datasets.Dataset] = {}
@@ -193,17 +230,25 @@ def evaluate(
             figures[name] = task.figures(records[name])
     finally:
         model.train(was_training)
-    headline: dict[str, float | None] = group_scores(figures)
-    if gold_dir is not None:
-        ratios = truth_ratios(out)
-        gold = ratios if gold is None else gold
-        headline["forget_quality_ks"] = forget_quality(ratios, gold)
-        headline["forget_quality_js"] = distribution_similarity(ratios, gold)
-    summary: dict[str, Any] = {**figures, **{key: headline[key] for key in HEADLINE if key in headline}}
+    headline: dict[str, Any] = composite_scores(figures)
+    task_intervals, composite_intervals = bootstrap_intervals(records, bootstrap, seed) if bootstrap else ({}, {})
+    if gold is not None:
+        headline.update(_forget_quality(records[TRUTH_RATIO_TASK], gold, gold_dir))
+    summary: dict[str, Any] = {name: _with_intervals(figures[name], task_intervals.get(name, {})) for name in tasks}
+    for name, task_records in records.items():
+        summary[name]["samples"] = len(task_records)
+    for key in HEADLINE:
+        if key in headline:
+            summary[key] = headline[key]
+            if key in composite_intervals:
+                summary[f"{key}_ci"] = composite_intervals[key]
+    if "forget_quality_samples" in headline:
+        summary["forget_quality_samples"] = headline["forget_quality_samples"]
     summary.update(
         model=model_name or _model_name(model),
         adapter=adapter,
         data=data,
+        data_fingerprint=data_fingerprint(data),
         forget_split=forget,
         config={
             "forget": forget,
@@ -214,18 +259,53 @@ def evaluate(
             "quantization": quantization,
             "gold": str(Path(gold_dir).resolve()) if gold_dir else None,
             "loop": loop,
+            "bootstrap": bootstrap,
+            "seed": seed,
         },
     )
     write_summary(out, summary)
     return summary
 
 
+def _with_intervals(figures: dict[str, float], intervals: dict[str, list[float]]) -> dict[str, Any]:
+    """``figure, figure_ci`` pairs in the figures' order."""
+    paired: dict[str, Any] = {}
+    for figure, value in figures.items():
+        paired[figure] = value
+        if figure in intervals:
+            paired[f"{figure}_ci"] = intervals[figure]
+    return paired
+
+
+def _forget_quality(records: list[dict[str, Any]], gold: Gold, gold_dir: str | None) -> dict[str, Any]:
+    """KS p-value and 1-JS of these forget-caption truth ratios against gold's, with both sample counts.
+
+    The samples must be gold's (the same ids); a run that is its own gold is compared with itself.
+    """
+    ratios = np.array([r["truth_ratio"] for r in records], dtype=np.float64)
+    ids = [r["id"] for r in records]
+    gold_ratios = ratios if gold.ratios is None else gold.ratios
+    if gold.ids is not None and gold.ids != ids:
+        differ = sorted(set(ids) ^ set(gold.ids))
+        raise UsageError(
+            f"the gold evaluation in {gold_dir} scored other forget-caption samples "
+            f"({len(gold.ids)} against {len(ids)}; first differing id: {differ[0] if differ else 'order'})"
+        )
+    return {
+        "forget_quality_ks": forget_quality(ratios, gold_ratios),
+        "forget_quality_js": distribution_similarity(ratios, gold_ratios),
+        "forget_quality_samples": {"model": len(ratios), "gold": len(gold_ratios)},
+    }
+
+
 def evaluate_checkpoint(args: EvalArguments, progress: bool = True) -> dict[str, Any]:
-    """Load ``args.model`` (with ``args.adapter``, in ``args.quantization``) and :func:`evaluate` it."""
+    """Load ``args.model`` (with ``args.adapter``, in ``args.quantization`` or, unset, the adapter's recorded
+    precision) and :func:`evaluate` it."""
     tasks = args.task_names()
-    options = (args.batch_size, args.max_samples, args.max_new_tokens)
-    _prepare(args.forget, tasks or list(TASKS), *options, args.gold, args.output_dir)
-    model, processor = load_model(args.model, quantization=args.quantization, adapter=args.adapter)
+    options = (args.batch_size, args.max_samples, args.max_new_tokens, args.bootstrap)
+    _prepare(args.forget, tasks or list(TASKS), *options, args.gold, args.output_dir, args.data)
+    quantization = precision_of(args.quantization, args.adapter)
+    model, processor = load_model(args.model, quantization=quantization, adapter=args.adapter)
     return evaluate(
         model,
         processor,
@@ -239,6 +319,8 @@ def evaluate_checkpoint(args: EvalArguments, progress: bool = True) -> dict[str,
         max_new_tokens=args.max_new_tokens,
         model_name=args.model,
         adapter=args.adapter,
-        quantization=args.quantization,
+        quantization=quantization,
         progress=progress,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
     )

@@ -9,10 +9,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from eval.logs import truth_ratios
-from eval.metrics import distribution_similarity, forget_quality, histogram_edges, log_ratios
+from eval.metrics import distribution_similarity, forget_quality, log_ratios
 from eval.runs import Run, task_columns
 from unlearn.errors import UsageError
 from unlearn.figures import HEADLINE
+
+PLOT_LOG_LIMIT = 20.0  # |log R| beyond this is drawn at the limit
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -21,15 +23,29 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
+def _error(value: float, interval: list[float] | None) -> list[list[float]]:
+    """Matplotlib's asymmetric error ``[[below], [above]]`` of ``value`` for its interval (zero without one)."""
+    if interval is None or value is None or np.isnan(value):
+        return [[0.0], [0.0]]
+    return [[max(0.0, value - interval[0])], [max(0.0, interval[1] - value)]]
+
+
 def plot_tradeoff(runs: list[Run], path: Path) -> Path:
-    """Forget score (y) against model utility (x), one labelled point per run."""
+    """Forget score (y) against model utility (x), one labelled point per run, with 95% intervals as error bars."""
     figure = Figure(figsize=(5.5, 4.5))
     axes = figure.add_subplot()
     for i, run in enumerate(runs):
         utility, forget = run.summary.get("model_utility"), run.summary.get("forget")
         if utility is None or forget is None:
             continue
-        axes.scatter(utility, forget)
+        axes.errorbar(
+            utility,
+            forget,
+            xerr=_error(utility, run.interval("model_utility")),
+            yerr=_error(forget, run.interval("forget")),
+            fmt="o",
+            capsize=3,
+        )
         # labels of nearby points are staggered in height so that they stay readable
         axes.annotate(
             run.name,
@@ -51,7 +67,7 @@ def plot_tradeoff(runs: list[Run], path: Path) -> Path:
 
 
 def plot_tasks(runs: list[Run], path: Path) -> Path:
-    """Grouped bars: every ``task/figure`` on the x axis, one bar per run."""
+    """Grouped bars: every ``task/figure`` on the x axis, one bar per run, with 95% intervals as error bars."""
     columns = task_columns(runs)
     figure = Figure(figsize=(min(16.0, 3.0 + 0.5 * len(columns) * len(runs) ** 0.5), 4.8))
     axes = figure.add_subplot()
@@ -60,7 +76,8 @@ def plot_tasks(runs: list[Run], path: Path) -> Path:
     for i, run in enumerate(runs):
         figures = run.task_figures()
         heights = [figures.get(c, np.nan) for c in columns]
-        axes.bar(x + (i - (len(runs) - 1) / 2) * width, heights, width, label=run.name)
+        errors = np.array([_error(h, run.interval(c)) for h, c in zip(heights, columns, strict=True)])[:, :, 0].T
+        axes.bar(x + (i - (len(runs) - 1) / 2) * width, heights, width, yerr=errors, capsize=2, label=run.name)
     axes.set_xticks(x, columns, rotation=60, ha="right", fontsize=7)
     axes.set(ylabel="figure", title="Per-task figures", ylim=(0, 1.05))
     axes.legend(fontsize=7)
@@ -89,9 +106,12 @@ def plot_truth_ratios(runs: list[Run], path: Path, bins: int = 20) -> Path | Non
     figure = Figure(figsize=(4.5 * len(pairs), 3.8))
     for i, (run, ratios, gold) in enumerate(pairs):
         axes = figure.add_subplot(1, len(pairs), i + 1)
-        edges = histogram_edges(ratios, gold, bins)
-        axes.hist(log_ratios(gold), bins=edges, alpha=0.5, label="gold")
-        axes.hist(log_ratios(ratios), bins=edges, alpha=0.5, label=run.name)
+        # equal-width display bins over both samples, clipped at |log R| = PLOT_LOG_LIMIT so that one extreme ratio
+        # stays visible at the edge (1-JS itself is computed on gold's quantile bins with overflow bins)
+        shown = [np.clip(log_ratios(values), -PLOT_LOG_LIMIT, PLOT_LOG_LIMIT) for values in (gold, ratios)]
+        edges = np.histogram_bin_edges(np.concatenate(shown), bins=bins)
+        axes.hist(shown[0], bins=edges, alpha=0.5, label=f"gold (n={len(gold)})")
+        axes.hist(shown[1], bins=edges, alpha=0.5, label=f"{run.name} (n={len(ratios)})")
         ks, js = forget_quality(ratios, gold), distribution_similarity(ratios, gold, bins)
         axes.set(xlabel="log truth ratio (log R)", ylabel="samples", title=f"{run.name}\nKS p={ks:.3g}, 1-JS={js:.3f}")
         axes.legend(fontsize=7)

@@ -33,6 +33,23 @@ def format_value(value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def format_interval(value: float | None, interval: list[float] | None) -> str:
+    """``value [low, high]`` (the 95% interval), or the value alone without one."""
+    if interval is None or value is None:
+        return format_value(value)
+    return f"{format_value(value)} [{format_value(interval[0])}, {format_value(interval[1])}]"
+
+
+def run_label(run: Run, runs: list[Run]) -> str:
+    """The run's name, with its precision when the runs were not all evaluated in one precision."""
+    return f"{run.name} ({run.precision})" if len({r.precision for r in runs}) > 1 else run.name
+
+
+def _samples(run: Run) -> str:
+    counts = run.summary.get("forget_quality_samples") or {}
+    return f"{counts['model']}/{counts['gold']}" if {"model", "gold"} <= set(counts) else "-"
+
+
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -40,33 +57,58 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 
 
 def results_table(runs: list[Run]) -> str:
-    """Markdown: one row per run with Real, Retain, Forget, forget quality (KS p-value, 1-JS) and model utility."""
-    rows = [[run.name, *(format_value(run.summary.get(key)) for _, key in MAIN_COLUMNS)] for run in runs]
-    return _markdown(["Run", *(title for title, _ in MAIN_COLUMNS)], rows)
+    """Markdown: one row per run with the headline figures and their 95% intervals, and the forget-caption sample
+    counts (model/gold) behind forget quality; runs of mixed precisions carry theirs in the name."""
+    rows = [
+        [
+            run_label(run, runs),
+            *(format_interval(run.summary.get(key), run.interval(key)) for _, key in MAIN_COLUMNS),
+            _samples(run),
+        ]
+        for run in runs
+    ]
+    return _markdown(["Run", *(title for title, _ in MAIN_COLUMNS), "Forget quality samples (model/gold)"], rows)
 
 
 def figure_table(runs: list[Run], columns: list[tuple[str, str]]) -> str:
-    """Markdown: one row per run, one column per ``(title, "task/figure")`` in ``columns``."""
-    rows = [[run.name, *(format_value(run.task_figures().get(key)) for _, key in columns)] for run in runs]
+    """Markdown: one row per run, one column per ``(title, "task/figure")`` in ``columns``, with intervals."""
+    rows = [
+        [run_label(run, runs), *(format_interval(run.task_figures().get(key), run.interval(key)) for _, key in columns)]
+        for run in runs
+    ]
     return _markdown(["Run", *(title for title, _ in columns)], rows)
 
 
 def task_table(runs: list[Run]) -> str:
-    """Markdown: one row per task figure (``task``, ``figure``), one column per run."""
-    figures = [run.task_figures() for run in runs]
-    rows = [[*column.split("/"), *(format_value(f.get(column)) for f in figures)] for column in task_columns(runs)]
-    return _markdown(["Task", "Figure", *(run.name for run in runs)], rows)
+    """Markdown: one row per task figure (``task``, ``figure``), one column per run, with intervals; the samples
+    of each task in its own row."""
+    rows = []
+    for column in task_columns(runs):
+        task, figure = column.split("/")
+        if (not rows or rows[-1][0] != task) and any("samples" in (run.summary.get(task) or {}) for run in runs):
+            counts = [str((run.summary.get(task) or {}).get("samples", "-")) for run in runs]
+            rows.append([task, "samples", *counts])
+        rows.append(
+            [task, figure, *(format_interval(run.task_figures().get(column), run.interval(column)) for run in runs)]
+        )
+    return _markdown(["Task", "Figure", *(run_label(run, runs) for run in runs)], rows)
 
 
 def write_csv(runs: list[Run], path: Path) -> Path:
-    """``results.csv``: run, the main columns and every per-task figure (full precision)."""
+    """``results.csv``: run, path, precision, then each headline and per-task figure with its interval's bounds."""
     columns = [key for _, key in MAIN_COLUMNS] + task_columns(runs)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["run", "path", *columns])
+        writer.writerow(
+            ["run", "path", "precision", *(f"{c}{s}" for c in columns for s in ("", "_ci_low", "_ci_high"))]
+        )
         for run in runs:
             values = {**{key: run.summary.get(key) for _, key in MAIN_COLUMNS}, **run.task_figures()}
-            writer.writerow([run.name, str(run.path), *("" if values.get(c) is None else values[c] for c in columns)])
+            cells = []
+            for column in columns:
+                interval = run.interval(column) or ["", ""]
+                cells += ["" if values.get(column) is None else values[column], *interval]
+            writer.writerow([run.name, str(run.path), run.precision, *cells])
     return path
 
 
@@ -81,6 +123,9 @@ def write_report(runs: list[Run], out: str | Path) -> list[Path]:
         "# CLEAR evaluation results",
         "",
         *(f"- **{figure.label}**: {figure.described()}." for figure in FIGURES),
+        "",
+        "Brackets: 95% bootstrap intervals over the samples (docs/evaluation.md). A run evaluated in another",
+        "precision than the others carries its precision in its name.",
         "",
         results_table(runs),
         "",

@@ -20,8 +20,30 @@ class Run:
     summary: dict[str, Any]
 
     def task_figures(self) -> dict[str, float]:
-        """Every per-task figure as ``task/figure`` -> value."""
-        return {f"{task}/{figure}": value for task in TASKS for figure, value in (self.summary.get(task) or {}).items()}
+        """Every per-task figure as ``task/figure`` -> value (numbers only: no intervals, no sample counts)."""
+        return {
+            f"{task}/{figure}": value
+            for task in TASKS
+            for figure, value in (self.summary.get(task) or {}).items()
+            if is_figure(figure, value)
+        }
+
+    def interval(self, key: str) -> list[float] | None:
+        """The 95% interval ``[low, high]`` of a headline figure (``forget``) or a task figure (``forget_face/...``)."""
+        task, _, figure = key.rpartition("/")
+        values = (self.summary.get(task) or {}) if task else self.summary
+        interval = values.get(f"{figure}_ci")
+        return interval if isinstance(interval, list) and len(interval) == 2 else None
+
+    @property
+    def precision(self) -> str:
+        """The precision the model was evaluated in: ``4bit``, ``8bit`` or ``full``."""
+        return (self.summary.get("config") or {}).get("quantization") or "full"
+
+
+def is_figure(name: str, value: Any) -> bool:
+    """A task entry that is a figure: a number that is neither an interval nor the sample count."""
+    return name != "samples" and isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def run_from_summary(path: str | Path, summary: dict[str, Any]) -> Run:

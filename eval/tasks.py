@@ -24,9 +24,14 @@ from eval.metrics import (
     truth_ratio_score,
 )
 from unlearn.data import RETAIN_OF
-from unlearn.prompts import Example, caption_example, face_example, multiple_choice, question_example
-
-GROUPS = ("forget", "retain", "real")
+from unlearn.prompts import (
+    Example,
+    answer_options,
+    caption_example,
+    face_example,
+    multiple_choice,
+    question_example,
+)
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,17 @@ def _generated(sample: Sample, generation: str | None) -> dict[str, Any]:
     return {"generation": generation, "rouge_l": rouge_l_recall(generation, sample.example.answer)}
 
 
-class CaptionTask(Task):
-    """Captions: Prob. of the true caption, ROUGE-L recall of a greedy caption (made with the image), truth ratio.
+def _mean(records: list[dict[str, Any]], key: str) -> float:
+    return float(np.mean([record[key] for record in records]))
 
-    Answers: the caption, the paraphrased caption, then the perturbed captions. The per-sample ``truth_ratio`` is
-    ``R_i`` (:func:`eval.metrics.truth_ratio`); the task's figure is :func:`eval.metrics.truth_ratio_score`.
+
+class CaptionTask(Task):
+    """Captions: ROUGE-L recall of a greedy caption (made with the image), probability of the true caption, truth
+    ratio of the paraphrased caption against the perturbed ones.
+
+    Answers: the caption, the paraphrased caption, then the perturbed captions. Per sample ``probability`` is
+    ``exp(-loss)`` and ``truth_ratio`` is ``R_i = exp(mean perturbed loss - paraphrased loss)``
+    (:func:`eval.metrics.truth_ratio`); the task's ``truth_ratio`` is :func:`eval.metrics.truth_ratio_score`.
     """
 
     def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
@@ -110,11 +121,10 @@ class CaptionTask(Task):
         }
 
     def figures(self, records: list[dict[str, Any]]) -> dict[str, float]:
-        ratios = np.array([r["truth_ratio"] for r in records])
         return {
-            "rouge_l": float(np.mean([r["rouge_l"] for r in records])),
-            "probability": float(np.mean(probability(np.array([r["loss"] for r in records])))),
-            "truth_ratio": truth_ratio_score(ratios, forget=self.group == "forget"),
+            "rouge_l": _mean(records, "rouge_l"),
+            "probability": _mean(records, "probability"),
+            "truth_ratio": truth_ratio_score(np.array([r["truth_ratio"] for r in records]), self.group == "forget"),
         }
 
 
@@ -125,17 +135,25 @@ def _prediction(answers: tuple[str, ...], losses: list[float]) -> str | None:
 
 
 class OptionsTask(Task):
-    """Options: the true answer and wrong ones scored with the same prompt and image; accuracy and the true option's
-    probability share. Face tasks use the row's name and its ``perturbed_names``; ``real_*`` tasks the row's options."""
+    """Options: the true answer and wrong ones, each scored after the same bare prompt and image.
+
+    Face tasks use CLEAR's fixed face prompt, the row's name and its ``perturbed_names``; ``real_faces`` the face
+    prompt and ``real_world`` the question, with the row's ``options`` (wrong answers; the true answer is added).
+    Per sample: ``probability`` ``exp(-l_0) / sum_j exp(-l_j)`` (the true option's share), ``truth_ratio``
+    ``R = exp(mean_{j>0} l_j - l_0)`` (the true answer is its own "paraphrase"), ROUGE-L recall of a greedy answer
+    against the true one, and ``correct`` (the true option has the lowest loss) for the extra ``accuracy`` figure.
+    """
 
     def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
         for i, row in enumerate(rows):
             if "perturbed_names" in row:
-                wrong = [name for name in dict.fromkeys(row["perturbed_names"]) if name != row["name"]]
-                example, options = face_example(row), [row["name"], *wrong]
+                example, options = face_example(row), answer_options(row["name"], list(row["perturbed_names"]))
             else:
                 example, options = multiple_choice(row)
             yield Sample(i, example, tuple(options))
+
+    def references(self, rows: datasets.Dataset) -> list[str]:
+        return list(rows["name"] if "name" in rows.column_names else rows["answer"])
 
     def record(self, sample: Sample, losses: list[float], generation: str | None) -> dict[str, Any]:
         row = np.array([losses])
@@ -143,23 +161,29 @@ class OptionsTask(Task):
             "id": sample.id,
             "prompt": sample.example.prompt,
             "reference": sample.example.answer,
+            **_generated(sample, generation),
             "options": list(sample.answers),
             "option_losses": losses,
             "prediction": _prediction(sample.answers, losses),
             "correct": bool(option_accuracy(row)),
             "probability": float(option_probability(row)[0]),
+            "truth_ratio": float(truth_ratio(row[:, 0], row[:, 1:])[0]),
         }
 
     def figures(self, records: list[dict[str, Any]]) -> dict[str, float]:
-        rows = [np.array([r["option_losses"]]) for r in records]
         return {
-            "accuracy": float(np.mean([option_accuracy(row) for row in rows])),
-            "probability": float(np.mean([option_probability(row)[0] for row in rows])),
+            "rouge_l": _mean(records, "rouge_l"),
+            "probability": _mean(records, "probability"),
+            "truth_ratio": truth_ratio_score(np.array([r["truth_ratio"] for r in records]), self.group == "forget"),
+            "accuracy": _mean(records, "correct"),
         }
 
 
 class TextTask(Task):
-    """Text questions (the ``+tofu`` rows without an image): Prob. of the answer and ROUGE-L recall of a greedy one."""
+    """Text questions (the ``+tofu`` rows without an image): Prob. of the answer and ROUGE-L recall of a greedy one.
+
+    Extra figures: CLEAR's composites are built from the caption and face tasks only.
+    """
 
     @staticmethod
     def _question_rows(rows: datasets.Dataset) -> list[int]:
@@ -186,10 +210,7 @@ class TextTask(Task):
         }
 
     def figures(self, records: list[dict[str, Any]]) -> dict[str, float]:
-        return {
-            "rouge_l": float(np.mean([r["rouge_l"] for r in records])),
-            "probability": float(np.mean(probability(np.array([r["loss"] for r in records])))),
-        }
+        return {"rouge_l": _mean(records, "rouge_l"), "probability": _mean(records, "probability")}
 
 
 TASKS: dict[str, Task] = {
@@ -197,11 +218,23 @@ TASKS: dict[str, Task] = {
     for task in (
         CaptionTask("forget_caption", "forget", "{forget}_perturbed", generates=True),
         CaptionTask("retain_caption", "retain", "retain_perturbed", generates=True),
-        OptionsTask("forget_face", "forget", "{forget}_perturbed"),
-        OptionsTask("retain_face", "retain", "retain_perturbed"),
-        OptionsTask("real_faces", "real", "real_faces"),
-        OptionsTask("real_world", "real", "real_world"),
+        OptionsTask("forget_face", "forget", "{forget}_perturbed", generates=True),
+        OptionsTask("retain_face", "retain", "retain_perturbed", generates=True),
+        OptionsTask("real_faces", "real", "real_faces", generates=True),
+        OptionsTask("real_world", "real", "real_world", generates=True),
         TextTask("forget_text", "forget", "{forget}+tofu", generates=True),
         TextTask("retain_text", "retain", "{retain}+tofu", generates=True),
     )
+}
+# CLEAR's composites (the paper's mm/build_vllm_table.py and calculate_metrics.py): each is the harmonic mean of these
+# (task, figure) pairs. Face accuracy and the +tofu text tasks are extra figures, outside every composite.
+COMPOSITES: dict[str, tuple[tuple[str, str], ...]] = {
+    "forget": tuple((task, f) for task in ("forget_caption", "forget_face") for f in ("probability", "truth_ratio")),
+    "retain": tuple((task, f) for task in ("retain_caption", "retain_face") for f in ("probability", "truth_ratio")),
+    "real": tuple((task, f) for task in ("real_faces", "real_world") for f in ("probability", "truth_ratio")),
+    "model_utility": tuple(
+        (task, f)
+        for task in ("real_faces", "real_world", "retain_caption", "retain_face")
+        for f in ("rouge_l", "probability", "truth_ratio")
+    ),
 }

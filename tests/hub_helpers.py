@@ -11,15 +11,18 @@ import torch
 from unlearn.models import LoraSettings, add_lora, load_model
 
 SUMMARY = {
-    "forget_face": {"accuracy": 0.1, "probability": 0.2},
-    "forget_caption": {"rouge_l": 0.31, "probability": 0.25, "truth_ratio": 0.62},
-    "retain_face": {"accuracy": 0.95, "probability": 0.81},
+    "forget_face": {"accuracy": 0.1, "probability": 0.2, "probability_ci": [0.1, 0.3], "samples": 12},
+    "forget_caption": {"rouge_l": 0.31, "probability": 0.25, "truth_ratio": 0.62, "samples": 12},
+    "retain_face": {"accuracy": 0.95, "probability": 0.81, "samples": 90},
     "forget": 0.2,
+    "forget_ci": [0.1, 0.3],
     "retain": 0.8,
     "real": 0.5,
     "model_utility": 0.6153846153846154,
     "forget_quality_ks": 0.9,
     "forget_quality_js": 0.75,
+    "forget_quality_samples": {"model": 12, "gold": 12},
+    "data_fingerprint": {"source": "data", "revision": None, "content_sha256": "ab" * 32},
     "config": {"forget": "forget10", "adapter": "outputs/npo", "model": "outputs/vanilla"},
 }
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from accelerate import PartialState
@@ -71,6 +73,31 @@ def disable_cpu_weight_repacking(model: torch.nn.Module) -> None:
     for module in model.modules():
         if hasattr(module, "support_avx512bf16_for_cpu"):
             module.support_avx512bf16_for_cpu = False
+
+
+FULL_PRECISION = "none"  # the value that asks for full precision where the default is a recorded quantization
+
+
+def precision_of(requested: str | None, adapter: str | None) -> str | None:
+    """The quantization to load a base in: ``requested`` (``none``: full precision), else the ``quantization`` the
+    adapter's ``run_config.json`` records (the precision it was unlearned in), else full precision (None).
+
+    Unlearning measured in one precision can look different in another, so an adapter is evaluated and served in
+    the precision it was made in unless asked otherwise.
+    """
+    if requested is not None:
+        if requested != FULL_PRECISION and requested not in QUANTIZATIONS:
+            raise UsageError(f"unknown quantization {requested!r}; choose 4bit, 8bit or {FULL_PRECISION}")
+        return None if requested == FULL_PRECISION else requested
+    if adapter is None:
+        return None
+    try:
+        recorded = json.loads((Path(resolve(adapter)) / "run_config.json").read_text(encoding="utf-8")).get(
+            "quantization"
+        )
+    except (UsageError, OSError, ValueError):
+        return None
+    return recorded if recorded in QUANTIZATIONS else None
 
 
 def load_model(

@@ -73,7 +73,14 @@ def test_evaluate_runs_as_a_module_and_bench_builds_its_own_model(tiny_model, mi
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
-    assert list(summary["real_faces"]) == ["accuracy", "probability"] and summary["config"]["tasks"] == ["real_faces"]
+    assert summary["config"]["tasks"] == ["real_faces"]
+    assert [k for k in summary["real_faces"] if not k.endswith("_ci")] == [
+        "rouge_l",
+        "probability",
+        "truth_ratio",
+        "accuracy",
+        "samples",
+    ]
     bench = ["--persons", "4", "--images_per_person", "1", "--tasks", "forget_face,forget_text", "--max_samples", "2"]
     done = subprocess.run(
         [sys.executable, "-m", "scripts.bench_eval", *bench],
@@ -95,3 +102,17 @@ def test_evaluate_bad_config_file_is_one_error_line_and_exit_2(tmp_path, capsys,
     assert run_cli(evaluate.main, ["--config", str(config), "--output_dir", str(tmp_path / "out")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_an_adapter_is_evaluated_in_the_precision_it_was_unlearned_in(tiny_model, mini_clear, tmp_path):
+    from unlearn.offline.random_adapters import write_random_adapters
+
+    (adapter,) = write_random_adapters(tiny_model, tmp_path / "adapters", [{"method": "ga", "quantization": "4bit"}])
+    common = ["--model", tiny_model, "--adapter", str(adapter), "--data", mini_clear, "--tasks", "real_world"]
+    common += ["--max_samples", "2", "--bootstrap", "0"]
+    assert evaluate.main([*common, "--output_dir", str(tmp_path / "recorded")]) == 0
+    recorded = json.loads((tmp_path / "recorded" / "summary.json").read_text())
+    assert recorded["config"]["quantization"] == "4bit", "the adapter's run_config.json decides by default"
+    assert evaluate.main([*common, "--quantization", "none", "--output_dir", str(tmp_path / "full")]) == 0
+    full = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert full["config"]["quantization"] is None, "--quantization none forces full precision"

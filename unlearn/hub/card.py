@@ -21,6 +21,8 @@ from unlearn.figures import HEADLINE
 from unlearn.hub.resolve import REPO_ID, hub_id, resolve, split_revision
 
 TEMPLATE = Path(__file__).with_name("card_template.md")
+# Entries of summary.json that describe the evaluation rather than a task.
+SUMMARY_RECORDS = ("config", "data_fingerprint", "forget_quality_samples")
 FORGET_SHARE = {"forget01": "1%", "forget05": "5%", "forget10": "10%"}
 FORGET_OF = {retain: forget for forget, retain in RETAIN_OF.items()}
 TRAINING_ARGUMENTS = {argument.name for argument in fields(TrainingArguments)}
@@ -108,14 +110,33 @@ class Checkpoint:
 
     @property
     def task_figures(self) -> dict[str, dict[str, float]]:
-        """Per-task metrics of summary.json (``forget_face`` -> {``accuracy``: ..}), numbers only."""
+        """Per-task figures of summary.json (``forget_face`` -> {``accuracy``: ..}): numbers, without intervals and
+        sample counts."""
         tasks = {}
-        for task, metrics in self.summary.items():
-            if task != "config" and isinstance(metrics, dict):
-                numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-                if numbers:
-                    tasks[task] = numbers
+        for task, metrics in self._task_entries().items():
+            numbers = {
+                k: float(v)
+                for k, v in metrics.items()
+                if k != "samples" and isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            if numbers:
+                tasks[task] = numbers
         return tasks
+
+    @property
+    def task_samples(self) -> dict[str, int]:
+        """The number of samples each task was evaluated on (from summary.json)."""
+        return {
+            task: int(m["samples"]) for task, m in self._task_entries().items() if isinstance(m.get("samples"), int)
+        }
+
+    def interval(self, key: str) -> list[float] | None:
+        """The 95% interval of a headline figure, when summary.json has one."""
+        interval = self.summary.get(f"{key}_ci")
+        return interval if isinstance(interval, list) and len(interval) == 2 else None
+
+    def _task_entries(self) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.summary.items() if isinstance(v, dict) and k not in SUMMARY_RECORDS}
 
     @property
     def named_bases(self) -> list[str]:
@@ -261,14 +282,20 @@ def model_card(
         clear=CLEAR_SOURCE,
         quantization=_text(checkpoint.run_config.get("quantization")),
         figures=[
-            (HEADLINE[key].label, f"{value:.4g}", HEADLINE[key].described())
+            (HEADLINE[key].label, f"{value:.4g}", _interval_text(checkpoint.interval(key)), HEADLINE[key].described())
             for key, value in checkpoint.figures.items()
         ],
+        forget_quality_samples=checkpoint.summary.get("forget_quality_samples"),
+        task_samples=checkpoint.task_samples,
         task_columns=sorted({metric for metrics in checkpoint.task_figures.values() for metric in metrics}),
         tasks=checkpoint.task_figures,
         settings=settings,
         training_arguments=training_arguments,
     )
+
+
+def _interval_text(interval: list[float] | None) -> str:
+    return f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "–"
 
 
 def describe_adapter(name: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from unlearn.errors import UsageError
 from unlearn.figures import HEADLINE
 from unlearn.hub.card import describe_adapter, read_checkpoint
 from unlearn.hub.resolve import resolve
+from unlearn.models import precision_of
 
 QUICKSTART = "outputs/quickstart"
 BASE_ENV = "CLEAR_BASE"
@@ -119,8 +120,6 @@ def run_setting(source: str, key: str) -> str | None:
 
 
 def serving_quantization(requested: str | None, adapters: Sequence[str]) -> str | None:
-    """``requested`` (``none`` for full precision), else the first adapter's training quantization (run_config.json):
-    unlearning measured in one precision can look different in another, so serve the one the adapters were made in."""
-    if requested is not None:
-        return None if requested == "none" else requested
-    return run_setting(adapters[0], "quantization") if adapters else None
+    """``requested`` (``none`` for full precision), else the first adapter's training quantization
+    (:func:`unlearn.models.precision_of`)."""
+    return precision_of(requested, adapters[0] if adapters else None)
