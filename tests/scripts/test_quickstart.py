@@ -42,13 +42,20 @@ def test_every_stage_writes_its_outputs_and_a_rerun_skips_them(tmp_path, capsys)
     for name in ("results.md", "results.csv", "forget_vs_utility.png"):
         assert (out / "report" / name).is_file()
     assert json.loads((out / "gold" / "summary.json").read_text())["forget_quality_ks"] == 1.0
-    assert all(name in table for name in ("vanilla", "gold", "unlearn-npo_gd", "unlearn-ga"))
+    for name in ("vanilla-4bit", "gold-4bit"):  # the baselines at the adapters' precision, against the 4-bit gold
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["config"]["quantization"] == "4bit"
+        assert summary["config"]["gold"] == str((out / "gold-4bit").resolve())
+    assert json.loads((out / "unlearn-ga" / "summary.json").read_text())["config"]["gold"].endswith("gold-4bit")
+    for name in ("vanilla (full)", "gold (full)", "vanilla-4bit (4bit)", "unlearn-npo_gd (4bit)", "unlearn-ga (4bit)"):
+        assert f"| {name} |" in table, "rows of mixed precisions carry their precision"
+    assert "_ci" not in table and " [" in table, "figures come with their intervals"
 
     stamps = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file() and "report" not in path.parts}
     capsys.readouterr()
     assert run_protocol(_small(out)) == table
     printed = capsys.readouterr().out
-    assert printed.count("skipped") == 10, printed  # data, base, 2 fine-tunes, 2 evaluations, 2 x 2 per method
+    assert printed.count("skipped") == 12, printed  # data, base, 2 fine-tunes, 4 evaluations, 2 x 2 per method
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps, "a rerun rewrote finished outputs"
 
 
