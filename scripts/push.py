@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from unlearn.errors import run_cli
-from unlearn.hub.card import LICENSE, read_checkpoint
+from unlearn.hub.card import read_checkpoint
 from unlearn.hub.push import Staged, push, stage
 
 
@@ -26,7 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Hub id of the model below this one, needed when it was a local folder",
     )
     parser.add_argument("--summary", metavar="FILE", help="evaluation summary.json (default: DIR/summary.json if any)")
-    parser.add_argument("--license", default=LICENSE, help=f"license in the card's metadata (default: {LICENSE})")
+    parser.add_argument(
+        "--license", help="license in the card's metadata (default: the base model's card's license, else unknown)"
+    )
     parser.add_argument(
         "--dry-run", metavar="OUT", help="write what would be uploaded to the folder OUT; upload nothing"
     )

@@ -12,7 +12,8 @@ from huggingface_hub import ModelCard
 from scripts.push import main
 from tests.hub_helpers import SUMMARY, write_adapter
 from unlearn.errors import UsageError
-from unlearn.hub.card import HEADLINE, Checkpoint, describe_adapter, model_card, read_checkpoint
+from unlearn.figures import HEADLINE
+from unlearn.hub.card import Checkpoint, describe_adapter, model_card, read_checkpoint
 
 FIGURES = ("forget", "retain", "real", "model_utility", "forget_quality_ks", "forget_quality_js")
 
@@ -39,7 +40,7 @@ def test_dry_run_card_parses_with_every_metadata_field_and_the_summary_figures(a
     assert data.base_model == "alice/tiny-vanilla"
     assert data.datasets == ["therem/CLEAR"]
     assert {"unlearning", "clear", "lora", "npo_gd"} <= set(data.tags)
-    assert data.license == "llama2"
+    assert data.license == "unknown", "no card below the adapter names a license: never a made-up one"
     assert data.model_name == "tiny-npo"
     figures = {result.metric_type: result.metric_value for result in data.eval_results}
     assert figures == {key: SUMMARY[key] for key in FIGURES}
@@ -138,3 +139,23 @@ def test_describe_adapter_gives_the_app_its_title_and_figures(adapter, tiny_mode
     assert info["base_model"] == tiny_model, "a local base is named by its folder"
     assert info["figures"] == {key: SUMMARY[key] for key in FIGURES}
     assert list(info["figures"]) == [key for key in HEADLINE if key in FIGURES], "in HEADLINE's order"
+
+
+def test_license_and_architecture_come_from_the_base_and_are_unknown_otherwise(tiny_model, tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model, base)
+    (base / "README.md").write_text("---\nlicense: apache-2.0\n---\n# a base model\n")
+    adapter = tmp_path / "adapter"
+    write_adapter(str(base), adapter)
+    checkpoint = read_checkpoint(adapter)
+    assert checkpoint.license == "apache-2.0", "an adapter inherits its base's license"
+    assert checkpoint.architecture == "LlavaForConditionalGeneration"
+    text = str(model_card(checkpoint, "alice/x", base_model_id="alice/base"))
+    assert (
+        "license: apache-2.0" in text and "Architecture: `LlavaForConditionalGeneration`; license: `apache-2.0`" in text
+    )
+    assert "license: mit" in str(model_card(checkpoint, "alice/x", base_model_id="alice/base", license="mit"))
+    (base / "README.md").unlink()
+    (base / "config.json").unlink()
+    bare = read_checkpoint(adapter)
+    assert (bare.license, bare.architecture) == ("unknown", "unknown")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData, metadata_load
 from transformers import TrainingArguments
 
 from unlearn.data import CLEAR_SOURCE, RETAIN_OF
@@ -34,7 +34,7 @@ MAIN_TRAINING_ARGUMENTS = {
     "gradient_accumulation_steps",
     "seed",
 }
-LICENSE = "llama2"  # LLaVA-1.5's license; adapters and fine-tunes of it inherit its terms
+UNKNOWN = "unknown"  # the card's license or architecture when neither the checkpoint nor a local base says
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -144,6 +144,30 @@ class Checkpoint:
         named = [self.run_config.get("model"), self.adapter_config.get("base_model_name_or_path")]
         return [name for name in map(_text, named) if name]
 
+    @property
+    def _folders(self) -> list[Path]:
+        """This folder, then the local folders (or Hub-cache snapshots) named as the checkpoints below it."""
+        return [self.path, *(Path(name) for name in self.named_bases if Path(name).is_dir())]
+
+    @property
+    def license(self) -> str:
+        """The ``license`` of the first model card (README.md metadata) that names one, in this folder or a local
+        base below it: fine-tunes and adapters inherit their base's terms. ``unknown`` when none says."""
+        for folder in self._folders:
+            metadata = metadata_load(folder / "README.md") if (folder / "README.md").is_file() else None
+            if metadata and isinstance(metadata.get("license"), str):
+                return metadata["license"]
+        return UNKNOWN
+
+    @property
+    def architecture(self) -> str:
+        """The model class (``architectures[0]`` of config.json) of this folder or a local base, else ``unknown``."""
+        for folder in self._folders:
+            config = _read_json(folder / "config.json")
+            if isinstance(config.get("architectures"), list) and config["architectures"]:
+                return str(config["architectures"][0])
+        return UNKNOWN
+
     def base_model(self, base_model_id: str | None = None) -> str | None:
         """Hub id (``USER/NAME[@REV]``) of the checkpoint below this one, or None for a model without run config.
 
@@ -234,13 +258,13 @@ def model_card(
     repo_id: str,
     revision: str | None = None,
     base_model_id: str | None = None,
-    license: str = LICENSE,
+    license: str | None = None,
 ) -> ModelCard:
     """The README.md of ``checkpoint`` published as ``repo_id`` (at branch ``revision``).
 
-    Metadata: library (peft for adapters), base model, dataset therem/CLEAR, tags, license and a model-index of the
-    headline figures. Text: what the checkpoint is, which split was forgotten, the figures, the settings and how to
-    load it.
+    Metadata: library (peft for adapters), base model, dataset therem/CLEAR, tags, license (``license``, else the
+    base's, :attr:`Checkpoint.license`) and a model-index of the headline figures. Text: what the checkpoint is and
+    its architecture, which split was forgotten, the figures, the settings and how to load it.
     """
     base = checkpoint.base_model(base_model_id)
     if checkpoint.kind == "adapter" and base is None:
@@ -253,7 +277,7 @@ def model_card(
     data = ModelCardData(
         base_model=split_revision(base)[0] if base else None,
         library_name="peft" if checkpoint.kind == "adapter" else "transformers",
-        license=license,
+        license=license or checkpoint.license,
         datasets=[CLEAR_SOURCE],
         tags=tags,
         pipeline_tag="image-text-to-text",
@@ -281,6 +305,8 @@ def model_card(
         data_source=_text(checkpoint.run_config.get("data")),
         clear=CLEAR_SOURCE,
         quantization=_text(checkpoint.run_config.get("quantization")),
+        architecture=checkpoint.architecture,
+        license=data.license,
         figures=[
             (HEADLINE[key].label, f"{value:.4g}", _interval_text(checkpoint.interval(key)), HEADLINE[key].described())
             for key, value in checkpoint.figures.items()

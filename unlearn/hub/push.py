@@ -13,7 +13,7 @@ from huggingface_hub import CommitInfo, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError
 
 from unlearn.errors import UsageError
-from unlearn.hub.card import LICENSE, Checkpoint, model_card, read_checkpoint
+from unlearn.hub.card import Checkpoint, model_card, read_checkpoint
 from unlearn.hub.resolve import REPO_ID, split_revision
 
 # Top-level files published from a checkpoint folder: weights (safetensors only), configs, processor files.
@@ -68,7 +68,7 @@ def stage(
     repo_id: str,
     revision: str | None = None,
     base_model_id: str | None = None,
-    license: str = LICENSE,
+    license: str | None = None,
     link: bool = False,
 ) -> Staged:
     """Write into the empty (or new) folder ``out`` exactly what a push uploads.
@@ -128,7 +128,7 @@ def push(
     commit_message: str | None = None,
     base_model_id: str | None = None,
     summary: str | Path | None = None,
-    license: str = LICENSE,
+    license: str | None = None,
 ) -> tuple[CommitInfo, Staged]:
     """Create ``repo_id`` if needed (private if asked), the branch ``revision`` if needed, and upload the staged folder.
 
