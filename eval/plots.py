@@ -76,7 +76,8 @@ def plot_tasks(runs: list[Run], path: Path) -> Path:
     for i, run in enumerate(runs):
         figures = run.task_figures()
         heights = [figures.get(c, np.nan) for c in columns]
-        errors = np.array([_error(h, run.interval(c)) for h, c in zip(heights, columns, strict=True)])[:, :, 0].T
+        errors = np.array([_error(h, run.interval(c)) for h, c in zip(heights, columns, strict=True)])
+        errors = errors.reshape(len(columns), 2).T
         axes.bar(x + (i - (len(runs) - 1) / 2) * width, heights, width, yerr=errors, capsize=2, label=run.name)
     axes.set_xticks(x, columns, rotation=60, ha="right", fontsize=7)
     axes.set(ylabel="figure", title="Per-task figures", ylim=(0, 1.05))

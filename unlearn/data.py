@@ -106,13 +106,14 @@ def split_examples(data: str, split: str, modality: str = "both", face_naming: b
 def data_fingerprint(source: str) -> dict[str, str | None]:
     """What pins the data of a run: ``{"source", "revision", "content_sha256"}``.
 
-    A local folder gets the SHA-256 of its files (relative paths and bytes, in path order); a Hub id the commit its
-    cached ``main`` points to (what ``datasets`` loaded last), or None when it is not cached.
+    A local folder gets the SHA-256 of its files but hidden ones (relative paths and bytes, in path order); a Hub id
+    the commit its cached ``main`` points to (what ``datasets`` loaded last), or None when it is not cached.
     """
     local = Path(source).expanduser()
     if local.is_dir():
         digest = hashlib.sha256()
-        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        files = (p for p in local.rglob("*") if p.is_file() and not p.relative_to(local).as_posix().startswith("."))
+        for path in sorted(files):  # hidden files (download caches with timestamps) are not the data
             digest.update(path.relative_to(local).as_posix().encode() + b"\0")
             with path.open("rb") as handle:
                 for chunk in iter(lambda handle=handle: handle.read(1 << 20), b""):

@@ -138,3 +138,11 @@ def test_intervals_samples_and_mixed_precisions_are_shown(tmp_path):
     assert "| forget_caption | rouge_l | 0.500 [0.125, 0.625] | 0.500 [0.125, 0.625] |" in table
     assert load_runs([tmp_path / "vanilla"])[0].name == "vanilla", "one precision: names stay as they are"
     assert results_table(load_runs([tmp_path / "vanilla"])).splitlines()[2].startswith("| vanilla |")
+
+
+def test_a_report_of_runs_without_task_figures_is_written(tmp_path):
+    folder = tmp_path / "headline-only"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"forget": 0.3, "model_utility": 0.6, "config": {}}))
+    written = write_report(load_runs([folder]), tmp_path / "report")
+    assert (tmp_path / "report" / "tasks.png").read_bytes().startswith(PNG) and written
