@@ -4,10 +4,8 @@ A composite (``forget``, ``retain``, ``real``, ``model_utility``) is the harmoni
 that ``eval.tasks.COMPOSITES`` lists; it is None unless every one of its tasks was evaluated.
 
 Intervals are percentile bootstraps over samples: in each of ``resamples`` rounds every task's records are drawn
-with replacement (as many as it has, independently per task, from a generator seeded by ``seed`` and the
-task's place in ``TASKS``, so a task's interval does not depend on which other tasks were evaluated); the task
-figures are recomputed from the drawn records and the composites from those figures. The interval of a figure is
-the 2.5% and
+with replacement (as many as it has, independently per task, from one seeded generator), the task figures are
+recomputed from the drawn records and the composites from those figures. The interval of a figure is the 2.5% and
 97.5% quantiles of its values over the rounds.
 """
 
@@ -42,14 +40,13 @@ def bootstrap_intervals(
     records: dict[str, list[dict[str, Any]]], resamples: int = RESAMPLES, seed: int = 0, level: float = LEVEL
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
     """The intervals of every task figure (task -> figure -> ``[low, high]``) and of every computable composite."""
-    # one generator per task, keyed by its place in TASKS: a task's draws do not depend on which others are evaluated
-    rngs = {task: np.random.default_rng([seed, list(TASKS).index(task)]) for task in records}
+    rng = np.random.default_rng(seed)
     rounds: dict[str, dict[str, list[float]]] = {task: {} for task in records}
     composites: dict[str, list[float]] = {}
     for _ in range(resamples):
         figures = {}
-        for task, task_records in records.items():
-            drawn = rngs[task].integers(0, len(task_records), size=len(task_records))
+        for task, task_records in records.items():  # a fixed task order, so the draws depend on the seed alone
+            drawn = rng.integers(0, len(task_records), size=len(task_records))
             figures[task] = TASKS[task].figures([task_records[i] for i in drawn])
             for figure, value in figures[task].items():
                 rounds[task].setdefault(figure, []).append(value)

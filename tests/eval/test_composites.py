@@ -56,10 +56,3 @@ def test_intervals_depend_on_the_seed_alone_and_collapse_on_constant_samples():
         [0.7, 0.7]
     )
 
-
-def test_a_tasks_interval_does_not_depend_on_the_other_tasks_or_their_order():
-    captions = [_caption(p / 10, math.exp(p)) for p in range(10)]
-    alone = bootstrap_intervals({"forget_caption": captions}, resamples=200, seed=0)[0]["forget_caption"]
-    other = {"retain_caption": [_caption(0.5, 2.0), _caption(0.9, 3.0)]}
-    both = bootstrap_intervals({**other, "forget_caption": captions}, resamples=200, seed=0)[0]["forget_caption"]
-    assert both == alone
