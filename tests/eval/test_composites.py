@@ -55,4 +55,3 @@ def test_intervals_depend_on_the_seed_alone_and_collapse_on_constant_samples():
     assert bootstrap_intervals(constant, resamples=50, seed=0)[0]["retain_caption"]["probability"] == pytest.approx(
         [0.7, 0.7]
     )
-
