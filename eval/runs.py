@@ -9,6 +9,7 @@ from typing import Any
 from eval.logs import read_summary
 from eval.tasks import TASKS
 from unlearn.errors import UsageError
+from unlearn.figures import is_task_figure
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Run:
             f"{task}/{figure}": value
             for task in TASKS
             for figure, value in (self.summary.get(task) or {}).items()
-            if is_figure(figure, value)
+            if is_task_figure(figure, value)
         }
 
     def interval(self, key: str) -> list[float] | None:
@@ -39,11 +40,6 @@ class Run:
     def precision(self) -> str:
         """The precision the model was evaluated in: ``4bit``, ``8bit`` or ``full``."""
         return (self.summary.get("config") or {}).get("quantization") or "full"
-
-
-def is_figure(name: str, value: Any) -> bool:
-    """A task entry that is a figure: a number that is neither an interval nor the sample count."""
-    return name != "samples" and isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def run_from_summary(path: str | Path, summary: dict[str, Any]) -> Run:

@@ -3,6 +3,7 @@ training examples: captions and names of its images, answers to its text questio
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -111,17 +112,28 @@ def data_fingerprint(source: str) -> dict[str, str | None]:
     """
     local = Path(source).expanduser()
     if local.is_dir():
-        digest = hashlib.sha256()
-        files = (p for p in local.rglob("*") if p.is_file() and not p.relative_to(local).as_posix().startswith("."))
-        for path in sorted(files):  # hidden files (download caches with timestamps) are not the data
-            digest.update(path.relative_to(local).as_posix().encode() + b"\0")
-            with path.open("rb") as handle:
-                for chunk in iter(lambda handle=handle: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-        return {"source": str(local.resolve()), "revision": None, "content_sha256": digest.hexdigest()}
+        folder = local.resolve()
+        files = (p for p in folder.rglob("*") if p.is_file() and not p.relative_to(folder).as_posix().startswith("."))
+        # hidden files (download caches with timestamps) are not the data; (size, mtime) keys the cached hash
+        listing = tuple(
+            (p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(files)
+        )
+        return {"source": str(folder), "revision": None, "content_sha256": _content_hash(folder, listing)}
     ref = Path(HF_HUB_CACHE) / f"datasets--{source.replace('/', '--')}" / "refs" / "main"
     revision = ref.read_text().strip() if ref.is_file() else None
     return {"source": source, "revision": revision, "content_sha256": None}
+
+
+@functools.lru_cache(maxsize=16)
+def _content_hash(folder: Path, listing: tuple[tuple[str, int, int], ...]) -> str:
+    """SHA-256 over the listed files' relative paths and bytes, in order; cached while the listing is unchanged."""
+    digest = hashlib.sha256()
+    for name, _, _ in listing:
+        digest.update(name.encode() + b"\0")
+        with (folder / name).open("rb") as handle:
+            for chunk in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def same_data(a: dict[str, str | None], b: dict[str, str | None]) -> bool:

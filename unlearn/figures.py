@@ -7,6 +7,7 @@ meanings from here. The Hub and app side read the figures' values from ``summary
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 BETTER = ("higher", "lower", "closer to gold")
 
@@ -67,3 +68,9 @@ FIGURES: tuple[Figure, ...] = (
     ),
 )
 HEADLINE: dict[str, Figure] = {figure.key: figure for figure in FIGURES}
+
+
+def is_task_figure(name: str, value: Any) -> bool:
+    """An entry of a task in ``summary.json`` that is a figure: a number, not an interval (``<figure>_ci``, a list)
+    and not the task's ``samples`` count."""
+    return name != "samples" and isinstance(value, int | float) and not isinstance(value, bool)

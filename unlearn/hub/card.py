@@ -17,7 +17,7 @@ from transformers import TrainingArguments
 
 from unlearn.data import CLEAR_SOURCE, RETAIN_OF
 from unlearn.errors import UsageError
-from unlearn.figures import HEADLINE
+from unlearn.figures import HEADLINE, is_task_figure
 from unlearn.hub.resolve import REPO_ID, hub_id, resolve, split_revision
 
 TEMPLATE = Path(__file__).with_name("card_template.md")
@@ -114,11 +114,7 @@ class Checkpoint:
         sample counts."""
         tasks = {}
         for task, metrics in self._task_entries().items():
-            numbers = {
-                k: float(v)
-                for k, v in metrics.items()
-                if k != "samples" and isinstance(v, int | float) and not isinstance(v, bool)
-            }
+            numbers = {k: float(v) for k, v in metrics.items() if is_task_figure(k, v)}
             if numbers:
                 tasks[task] = numbers
         return tasks
