@@ -33,12 +33,31 @@ def _on_device(model: PreTrainedModel | PeftModel, batch: BatchFeature) -> Batch
     return batch.to(model.device, dtype=model.dtype)
 
 
+TEXT_INPUTS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
+
+
+def _image_inputs_of(batch: BatchFeature, rows: list[int]) -> dict[str, torch.Tensor]:
+    """The image inputs of ``rows`` alone (one image per row): row-indexed tensors (LLaVA's ``pixel_values``), or
+    with ``image_grid_thw`` (Qwen2-VL) the rows' own patches of the flat ``pixel_values``."""
+    inputs = {key: value for key, value in batch.items() if key not in TEXT_INPUTS}
+    if "image_grid_thw" in inputs:
+        grid = inputs["image_grid_thw"]
+        patches = inputs.pop("pixel_values").split(grid.prod(dim=-1).tolist())
+        return {"pixel_values": torch.cat([patches[row] for row in rows]), "image_grid_thw": grid[rows]}
+    return {key: value[rows] for key, value in inputs.items()}
+
+
 def _shared_image_inputs(model: PreTrainedModel | PeftModel, batch: BatchFeature, owners: list[int]) -> None:
-    """Replace the per-row ``pixel_values`` by image features computed once per group (``owners[row]``)."""
+    """Replace the batch's ``pixel_values`` by image features computed once per group (``owners[row]``).
+
+    The other image inputs stay: Qwen2-VL still reads ``image_grid_thw`` for its positions.
+    """
     groups = sorted(set(owners))
     first_rows = [owners.index(group) for group in groups]
-    pixel_values = batch.pop("pixel_values")
-    features = model.get_image_features(pixel_values=pixel_values[first_rows], return_dict=True).pooler_output
+    wanted = inspect.signature(_base(model).get_image_features).parameters
+    inputs = {key: value for key, value in _image_inputs_of(batch, first_rows).items() if key in wanted}
+    features = model.get_image_features(**inputs, return_dict=True).pooler_output
+    batch.pop("pixel_values")
     per_row = [features[groups.index(owner)] for owner in owners]
     batch["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=per_row)}
 
@@ -59,7 +78,7 @@ def answer_losses(
     batch = _on_device(model, training_batch(processor, examples))
     labels = batch.pop("labels")
     with_images = all(example.image is not None for example in examples)
-    if with_images and "image_sizes" not in batch and shares_image_features(model):
+    if with_images and shares_image_features(model):
         _shared_image_inputs(model, batch, owners)
     predicts = torch.zeros_like(labels, dtype=torch.bool)
     predicts[:, :-1] = labels[:, 1:] != IGNORE_INDEX

@@ -1,8 +1,9 @@
 """Batches for training, scoring and generation, built with the processor's own chat template.
 
-Labels are computed on the token ids *after* the processor expanded each ``<image>`` into the model's image tokens,
-so they line up with what the model sees: -100 everywhere except the answer tokens and the end-of-sequence token
-after them (LLaVA's template does not add it by itself).
+Labels are computed on the token ids *after* the processor expanded each image placeholder into the model's image
+tokens, so they line up with what the model sees: -100 everywhere except the answer tokens and the token that ends
+the answer. That is the template's own end of turn where it writes one (Qwen2-VL's ``<|im_end|>``), else the
+end-of-sequence token (LLaVA-1.5's template ends an answer with a space only): see :func:`answer_end`.
 """
 
 from __future__ import annotations
@@ -30,12 +31,31 @@ def prompt_texts(processor: ProcessorMixin, examples: list[Example]) -> list[str
     ]
 
 
+def answer_end(processor: ProcessorMixin, rendered_after_answer: str) -> str:
+    """The token that ends an answer: the special token the template writes right after it (the end of turn), or
+    the tokenizer's end-of-sequence token where the template writes none (only whitespace)."""
+    tokenizer = processor.tokenizer
+    closing = rendered_after_answer.lstrip()
+    for token in sorted(tokenizer.all_special_tokens, key=len, reverse=True):
+        if token and closing.startswith(token):
+            return token
+    return tokenizer.eos_token
+
+
 def answer_texts(processor: ProcessorMixin, examples: list[Example]) -> list[str]:
-    """The rendered prompt and answer, closed by the end-of-sequence token instead of the template's trailing space."""
-    eos = processor.tokenizer.eos_token
-    return [
-        processor.apply_chat_template(chat_messages(example, with_answer=True)).rstrip() + eos for example in examples
-    ]
+    """The rendered prompt and answer, cut after the answer and closed by :func:`answer_end`.
+
+    Whatever the template writes after that token (a newline, the next turn) is never trained on.
+    """
+    texts = []
+    for example in examples:
+        rendered = processor.apply_chat_template(chat_messages(example, with_answer=True))
+        end = rendered.rfind(example.answer)
+        if end < 0:
+            raise ValueError("the chat template does not write the answer as given")
+        end += len(example.answer)
+        texts.append(rendered[:end] + answer_end(processor, rendered[end:]))
+    return texts
 
 
 def training_batch(processor: ProcessorMixin, examples: list[Example]) -> BatchFeature:

@@ -7,20 +7,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import transformers
 from accelerate import PartialState
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
-from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig, PreTrainedModel, ProcessorMixin
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    BitsAndBytesConfig,
+    PreTrainedModel,
+    ProcessorMixin,
+)
+from transformers.utils import is_torchvision_available
 
+from unlearn.architectures import PixelBudget, anatomy, anatomy_of_checkpoint, architecture_of
 from unlearn.errors import UsageError
 from unlearn.hub.resolve import resolve
 
 QUANTIZATIONS = (None, "4bit", "8bit")
-# Kept in full precision when quantizing (patterns match from the start of module names): naming a skip list
-# replaces the default ``lm_head`` skip, so it is named again.
-NOT_QUANTIZED = ["lm_head", r".*vision_tower", r".*multi_modal_projector"]
-LANGUAGE_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-PROJECTOR_TARGETS = r".*multi_modal_projector\.linear_[12]"
-VISION_TARGETS = r".*vision_tower.*\.(q_proj|k_proj|v_proj|out_proj|fc1|fc2)"
 
 
 @dataclass
@@ -33,11 +37,15 @@ class LoraSettings:
     projector: bool = False
     vision: bool = False
 
-    def config(self) -> LoraConfig:
-        """A PEFT config targeting the language model's linear layers (and projector / vision tower if asked)."""
-        patterns = [LANGUAGE_TARGETS]
-        patterns += [PROJECTOR_TARGETS] if self.projector else []
-        patterns += [VISION_TARGETS] if self.vision else []
+    def config(self, model: PreTrainedModel | PeftModel) -> LoraConfig:
+        """A PEFT config targeting ``model``'s language-model linear layers (and the projector's and vision
+        encoder's if asked), found by :func:`unlearn.architectures.anatomy`."""
+        parts = anatomy(model)
+        if self.projector and parts.projector_targets is None:
+            raise UsageError(f"--lora_projector: the projector of {parts.architecture.family} models is not known")
+        patterns = [parts.language_targets]
+        patterns += [parts.projector_targets] if self.projector else []
+        patterns += [parts.vision_targets] if self.vision else []
         return LoraConfig(
             r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules="|".join(patterns), bias="none"
         )
@@ -51,8 +59,14 @@ def compute_dtype(device: str | None = None) -> torch.dtype:
     return torch.float32
 
 
-def quantization_config(quantization: str | None, dtype: torch.dtype) -> BitsAndBytesConfig | None:
-    """NF4 with double quantization for ``4bit``, LLM.int8 for ``8bit``; vision tower, projector and lm_head kept."""
+def quantization_config(
+    quantization: str | None, dtype: torch.dtype, not_quantized: list[str]
+) -> BitsAndBytesConfig | None:
+    """NF4 with double quantization for ``4bit``, LLM.int8 for ``8bit``; the modules ``not_quantized`` (regexes
+    matched from the start of module names: the vision encoder, projector and ``lm_head``) kept in full precision.
+
+    Naming a skip list replaces bitsandbytes' default ``lm_head`` skip, so ``not_quantized`` names it again.
+    """
     if quantization not in QUANTIZATIONS:
         raise UsageError(f"unknown quantization {quantization!r}; choose 4bit or 8bit")
     if quantization == "4bit":
@@ -61,10 +75,10 @@ def quantization_config(quantization: str | None, dtype: torch.dtype) -> BitsAnd
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype,
-            llm_int8_skip_modules=NOT_QUANTIZED,
+            llm_int8_skip_modules=not_quantized,
         )
     if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=NOT_QUANTIZED)
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=not_quantized)
     return None
 
 
@@ -100,28 +114,71 @@ def precision_of(requested: str | None, adapter: str | None) -> str | None:
     return recorded if recorded in QUANTIZATIONS else None
 
 
+def without_video_processor(processor_class: type[ProcessorMixin]) -> type[ProcessorMixin]:
+    """``processor_class`` with images and text only: transformers builds a video processor for every processor
+    that has one, and video processors need torchvision (huggingface/transformers#48558), which images never use."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs) -> None:  # noqa: ANN001
+        processor_class.__init__(
+            self,
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            video_processor=None,
+            chat_template=chat_template,
+            **kwargs,
+        )
+
+    return type(
+        processor_class.__name__, (processor_class,), {"__init__": __init__, "__module__": processor_class.__module__}
+    )
+
+
+def load_processor(path: str, pixels: PixelBudget) -> ProcessorMixin:
+    """The checkpoint's processor, with the pixel budget ``pixels`` where its family resizes to one.
+
+    Without torchvision a processor that also handles video (Qwen2-VL's) is built for images and text alone.
+    """
+    options = (
+        pixels.processor_options() if architecture_of(AutoConfig.from_pretrained(path).model_type).pixel_budget else {}
+    )
+    try:
+        return AutoProcessor.from_pretrained(path, **options)
+    except OSError:
+        config = Path(path, "processor_config.json")
+        if is_torchvision_available() or not config.is_file():
+            raise
+        name = json.loads(config.read_text(encoding="utf-8")).get("processor_class", "")
+        processor_class = getattr(transformers, name, None)
+        if processor_class is None or "video_processor" not in processor_class.get_attributes():
+            raise
+        return without_video_processor(processor_class).from_pretrained(path, **options)
+
+
 def load_model(
     name_or_path: str,
     quantization: str | None = None,
     adapter: str | None = None,
     dtype: torch.dtype | None = None,
+    pixels: PixelBudget | None = None,
 ) -> tuple[PreTrainedModel, ProcessorMixin]:
     """Load a checkpoint and its processor, optionally quantized and with an existing LoRA adapter (not trainable).
 
-    ``name_or_path`` and ``adapter`` are Hub ids (``USER/NAME`` or ``USER/NAME@REVISION``) or local folders.
+    ``name_or_path`` and ``adapter`` are Hub ids (``USER/NAME`` or ``USER/NAME@REVISION``) or local folders;
+    ``pixels`` is the image processor's pixel budget where the family has one (default :class:`PixelBudget`).
     """
     path = resolve(name_or_path)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = dtype or compute_dtype(device)
     try:
+        kept = anatomy_of_checkpoint(path).not_quantized() if quantization else []
         model = AutoModelForImageTextToText.from_pretrained(
             path,
             dtype=dtype,
-            quantization_config=quantization_config(quantization, dtype),
+            quantization_config=quantization_config(quantization, dtype, kept),
             device_map={"": PartialState().local_process_index} if device == "cuda" else None,  # this process's GPU
             use_safetensors=True,
         )
-        processor = AutoProcessor.from_pretrained(path)
+        processor = load_processor(path, pixels or PixelBudget())
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot load model {name_or_path}: {str(exc).strip().splitlines()[0]}") from exc
     if quantization is not None:
@@ -150,11 +207,12 @@ def add_lora(
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if gradient_checkpointing:
         model.enable_input_require_grads()
-    return get_peft_model(model, settings.config())
+    return get_peft_model(model, settings.config(model))
 
 
 def freeze_vision_tower(model: PreTrainedModel) -> None:
-    """Freeze the vision tower (full fine-tuning trains the projector and language model only)."""
+    """Freeze the vision encoder, the projector excepted (full fine-tuning trains the projector and language model)."""
+    parts = anatomy(model)
     for name, parameter in model.named_parameters():
-        if "vision_tower" in name:
+        if parts.frozen_vision(name):
             parameter.requires_grad_(False)

@@ -93,6 +93,6 @@ def test_each_process_loads_the_model_onto_its_own_gpu(tiny_model, monkeypatch):
 
 def test_unknown_quantization_and_missing_model_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="quantization"):
-        quantization_config("3bit", torch.float32)
+        quantization_config("3bit", torch.float32, [])
     with pytest.raises(UsageError, match="not found"):
         load_model(str(tmp_path / "missing"))

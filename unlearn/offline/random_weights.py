@@ -77,7 +77,7 @@ def weightless_model(config: str | Path, adapters: int, settings: LoraSettings |
     names = adapter_names(adapters)
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(config))
-        model = get_peft_model(model, settings.config(), adapter_name=names[0])
+        model = get_peft_model(model, settings.config(model), adapter_name=names[0])
         for name in names[1:]:
-            model.add_adapter(name, settings.config())
+            model.add_adapter(name, settings.config(model))
     return model.eval()
