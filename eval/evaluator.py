@@ -19,10 +19,11 @@ from eval.logs import TRUTH_RATIO_TASK, read_records, read_summary, write_record
 from eval.metrics import distribution_similarity, forget_quality
 from eval.scoring import answer_losses, generate, reference_length
 from eval.tasks import TASKS, Sample, Task
+from unlearn.architectures import MAX_PIXELS, MIN_PIXELS
 from unlearn.data import CLEAR_SOURCE, FORGET_SPLITS, data_fingerprint, load_clear, same_data
 from unlearn.errors import UsageError
 from unlearn.figures import HEADLINE
-from unlearn.models import load_model, precision_of
+from unlearn.models import load_model, pixels_of, precision_of
 
 GENERATION_MARGIN = 8  # new tokens allowed beyond the longest reference of a task
 
@@ -58,6 +59,17 @@ class EvalArguments:
             "help": "load the model in 4bit or 8bit (bitsandbytes), or none (full precision); default: the precision "
             "the adapter was unlearned in (its run_config.json), else full precision"
         },
+    )
+    min_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "pixel budget of dynamic-resolution families (Qwen2-VL): the least image area; default: the "
+            f"adapter's (its run_config.json), else {MIN_PIXELS}"
+        },
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={"help": f"pixel budget: the largest image area; default: the adapter's, else {MAX_PIXELS}"},
     )
     bootstrap: int = field(
         default=RESAMPLES, metadata={"help": "bootstrap resamples for the 95%% intervals of every figure (0: none)"}
@@ -299,13 +311,14 @@ def _forget_quality(records: list[dict[str, Any]], gold: Gold, gold_dir: str | N
 
 
 def evaluate_checkpoint(args: EvalArguments, progress: bool = True) -> dict[str, Any]:
-    """Load ``args.model`` (with ``args.adapter``, in ``args.quantization`` or, unset, the adapter's recorded
-    precision) and :func:`evaluate` it."""
+    """Load ``args.model`` (with ``args.adapter``, in ``args.quantization`` and with the pixel budget given or,
+    unset, the adapter's recorded ones) and :func:`evaluate` it."""
     tasks = args.task_names()
     options = (args.batch_size, args.max_samples, args.max_new_tokens, args.bootstrap)
     _prepare(args.forget, tasks or list(TASKS), *options, args.gold, args.output_dir, args.data)
     quantization = precision_of(args.quantization, args.adapter)
-    model, processor = load_model(args.model, quantization=quantization, adapter=args.adapter)
+    pixels = pixels_of(args.min_pixels, args.max_pixels, args.adapter)
+    model, processor = load_model(args.model, quantization=quantization, adapter=args.adapter, pixels=pixels)
     return evaluate(
         model,
         processor,

@@ -1,4 +1,5 @@
-"""Write a tiny randomly initialised LLaVA checkpoint whose tokenizer is trained on a CLEAR folder."""
+"""Write a tiny checkpoint of a model family (LLaVA-1.5, Qwen2-VL, Qwen2.5-VL) whose tokenizer is trained on a CLEAR
+folder, and which has learnt its real-world sets."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import argparse
 from dataclasses import fields
 
 from unlearn.errors import run_cli
-from unlearn.offline.tiny_model import TinySpec, write_tiny_model
+from unlearn.offline.tiny_model import TINY_FAMILIES, TinySpec, write_tiny_model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", required=True, help="CLEAR folder (from scripts.make_mini_clear) for the tokenizer")
     parser.add_argument("--out", required=True, help="folder to write the checkpoint to")
+    parser.add_argument("--family", default="llava", choices=list(TINY_FAMILIES), help="model family (default: llava)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
     for field in fields(TinySpec):
         flag = f"--{field.name.replace('_', '-')}"
@@ -23,8 +25,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     spec = TinySpec(**{field.name: getattr(args, field.name) for field in fields(TinySpec)})
-    out = write_tiny_model(args.data, args.out, spec, seed=args.seed)
-    print(f"wrote a tiny LLaVA ({spec}) to {out}")
+    out = write_tiny_model(args.data, args.out, spec, seed=args.seed, family=args.family)
+    print(f"wrote a tiny {args.family} model ({spec}) to {out}")
     return 0
 
 

@@ -1,8 +1,9 @@
 """Run the whole CLEAR protocol on the offline default and print the results table.
 
-Writes a mini-CLEAR and a tiny LLaVA, fine-tunes the vanilla (full+tofu) and gold (retain90+tofu) models, unlearns
-forget10 from the vanilla model with each method (4-bit base, LoRA), evaluates everything and writes the report.
-Each stage has its own folder under --out; a rerun skips the stages that finished (so an interrupted run resumes).
+Writes a mini-CLEAR and a tiny model (LLaVA-1.5 by default, or --family qwen2_vl / qwen2_5_vl), fine-tunes the
+vanilla (full+tofu) and gold (retain90+tofu) models, unlearns forget10 from the vanilla model with each method
+(4-bit base, LoRA), evaluates everything and writes the report. Each stage has its own folder under --out; a rerun
+skips the stages that finished (so an interrupted run resumes).
 """
 
 # The pipeline lives here, not in eval/, because it trains as well as evaluates.
@@ -14,7 +15,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from unlearn.errors import UsageError, run_cli
 from unlearn.methods import METHODS, get_method
 from unlearn.models import load_model
 from unlearn.offline.mini_clear import write_mini_clear
-from unlearn.offline.tiny_model import write_tiny_model
+from unlearn.offline.tiny_model import TINY_FAMILIES, write_tiny_model
 from unlearn.training.config import FinetuneConfig, UnlearnConfig
 from unlearn.training.runs import finetune
 
@@ -55,6 +56,7 @@ class ProtocolSettings:
 
     out: Path
     methods: list[str] = field(default_factory=lambda: ["npo_gd"])
+    family: str = "llava"
     persons: int = 20
     images_per_person: int = 15  # forget10 = 2 persons: 30 forget captions, enough for the KS test to move
     seed: int = 0
@@ -79,6 +81,8 @@ class ProtocolSettings:
             raise UsageError(f"unknown method {unknown[0]!r}; choose from {', '.join(sorted(METHODS))}")
         if not self.methods:
             raise UsageError("give at least one method")
+        if self.family not in TINY_FAMILIES:
+            raise UsageError(f"unknown family {self.family!r}; choose from {', '.join(TINY_FAMILIES)}")
 
 
 def _say(message: str) -> None:
@@ -187,7 +191,11 @@ def check_settings(settings: ProtocolSettings) -> None:
     if not stamp.exists():
         stamp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
         return
-    recorded = json.loads(stamp.read_text())
+    # A setting added since the folder was made holds its default there.
+    recorded = {
+        **{f.name: f.default for f in fields(settings) if f.default is not MISSING},
+        **json.loads(stamp.read_text()),
+    }
     changed = [
         f"{key} {recorded.get(key)!r} -> {value!r}" for key, value in current.items() if recorded.get(key) != value
     ]
@@ -210,7 +218,11 @@ def run_protocol(settings: ProtocolSettings) -> str:
             data, lambda tmp: write_mini_clear(tmp, settings.persons, settings.seed, settings.images_per_person)
         ),
     )
-    stage("tiny base model", base, lambda: _atomic_folder(base, lambda tmp: write_tiny_model(str(data), tmp)))
+    stage(
+        f"tiny base model ({settings.family})",
+        base,
+        lambda: _atomic_folder(base, lambda tmp: write_tiny_model(str(data), tmp, family=settings.family)),
+    )
     stage(
         "vanilla fine-tune (full+tofu)",
         vanilla / "model.safetensors",
@@ -263,6 +275,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default="outputs/quickstart", help="output folder (default: %(default)s)")
     parser.add_argument("--method", default="npo_gd", help="unlearning method (default: %(default)s)")
     parser.add_argument("--methods", help="comma-separated methods to run instead of --method, e.g. ga,npo_gd,idk")
+    parser.add_argument(
+        "--family", default="llava", choices=list(TINY_FAMILIES), help="tiny model family (default: %(default)s)"
+    )
     parser.add_argument("--persons", type=int, default=20, help="persons in the mini-CLEAR (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, models and training (default: 0)")
     return parser.parse_args(argv)
@@ -271,7 +286,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     methods = [name.strip() for name in (args.methods or args.method).split(",") if name.strip()]
-    settings = ProtocolSettings(out=Path(args.out), methods=methods, persons=args.persons, seed=args.seed)
+    settings = ProtocolSettings(
+        out=Path(args.out), methods=methods, family=args.family, persons=args.persons, seed=args.seed
+    )
     table = run_protocol(settings)
     print(f"\nResults ({args.out}/report/results.md, plots in {args.out}/report/):\n")
     print(table)

@@ -27,12 +27,35 @@ def mini_clear(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(write_mini_clear(tmp_path_factory.mktemp("mini_clear"), **MINI_CLEAR))
 
 
+# The families every family-parametrised test runs for (Qwen2.5-VL has its own smoke test: tests/core/test_families.py).
+TESTED_FAMILIES = ("llava", "qwen2_vl")
+
+
 @pytest.fixture(scope="session")
-def tiny_model(mini_clear: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Path (str) of a tiny randomly initialised LLaVA checkpoint whose tokenizer was trained on ``mini_clear``."""
+def tiny_models(mini_clear: str, tmp_path_factory: pytest.TempPathFactory):
+    """``tiny_models(family)``: the path (str) of that family's tiny checkpoint for ``mini_clear``, built once."""
     from unlearn.offline.tiny_model import write_tiny_model
 
-    return str(write_tiny_model(mini_clear, tmp_path_factory.mktemp("tiny_model")))
+    built: dict[str, str] = {}
+
+    def get(family: str) -> str:
+        if family not in built:
+            built[family] = str(write_tiny_model(mini_clear, tmp_path_factory.mktemp(f"tiny_{family}"), family=family))
+        return built[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_models) -> str:
+    """Path (str) of the tiny LLaVA checkpoint (tokenizer trained on ``mini_clear``): the offline default."""
+    return tiny_models("llava")
+
+
+@pytest.fixture(scope="session", params=TESTED_FAMILIES)
+def family_model(request: pytest.FixtureRequest, tiny_models) -> str:
+    """The tiny checkpoint of each tested family in turn: a test using it runs once per family."""
+    return tiny_models(request.param)
 
 
 @pytest.fixture(scope="session")

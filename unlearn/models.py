@@ -92,6 +92,16 @@ def disable_cpu_weight_repacking(model: torch.nn.Module) -> None:
 FULL_PRECISION = "none"  # the value that asks for full precision where the default is a recorded quantization
 
 
+def recorded_option(adapter: str | None, name: str) -> object:
+    """The option ``name`` the adapter's ``run_config.json`` records; None without an adapter, file or option."""
+    if adapter is None:
+        return None
+    try:
+        return json.loads((Path(resolve(adapter)) / "run_config.json").read_text(encoding="utf-8")).get(name)
+    except (UsageError, OSError, ValueError):
+        return None
+
+
 def precision_of(requested: str | None, adapter: str | None) -> str | None:
     """The quantization to load a base in: ``requested`` (``none``: full precision), else the ``quantization`` the
     adapter's ``run_config.json`` records (the precision it was unlearned in), else full precision (None).
@@ -103,15 +113,22 @@ def precision_of(requested: str | None, adapter: str | None) -> str | None:
         if requested != FULL_PRECISION and requested not in QUANTIZATIONS:
             raise UsageError(f"unknown quantization {requested!r}; choose 4bit, 8bit or {FULL_PRECISION}")
         return None if requested == FULL_PRECISION else requested
-    if adapter is None:
-        return None
-    try:
-        recorded = json.loads((Path(resolve(adapter)) / "run_config.json").read_text(encoding="utf-8")).get(
-            "quantization"
-        )
-    except (UsageError, OSError, ValueError):
-        return None
+    recorded = recorded_option(adapter, "quantization")
     return recorded if recorded in QUANTIZATIONS else None
+
+
+def pixels_of(min_pixels: int | None, max_pixels: int | None, adapter: str | None) -> PixelBudget:
+    """The pixel budget to load a processor with: each bound as given, else as the adapter's ``run_config.json``
+    records it (the budget it was trained with), else the default :class:`PixelBudget`."""
+    default = PixelBudget()
+
+    def bound(given: int | None, name: str, fallback: int) -> int:
+        recorded = recorded_option(adapter, name)
+        return given if given is not None else recorded if isinstance(recorded, int) else fallback
+
+    return PixelBudget(
+        bound(min_pixels, "min_pixels", default.min_pixels), bound(max_pixels, "max_pixels", default.max_pixels)
+    )
 
 
 def without_video_processor(processor_class: type[ProcessorMixin]) -> type[ProcessorMixin]:

@@ -42,8 +42,8 @@ FIGURES = {
 
 
 @pytest.fixture(scope="module")
-def loaded(tiny_model):
-    return load_model(tiny_model)
+def loaded(family_model):
+    return load_model(family_model)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def run(loaded, mini_clear, tmp_path_factory) -> Path:
     return out
 
 
-def test_summary_has_every_task_figure_composite_interval_and_what_was_evaluated(run, tiny_model, mini_clear):
+def test_summary_has_every_task_figure_composite_interval_and_what_was_evaluated(run, family_model, mini_clear):
     summary = read_summary(run)
     for task, names in FIGURES.items():
         entry = summary[task]
@@ -67,7 +67,7 @@ def test_summary_has_every_task_figure_composite_interval_and_what_was_evaluated
         low, high = summary[f"{composite}_ci"]
         assert 0.0 <= low <= summary[composite] <= high <= 1.0
     assert "forget_quality_ks" not in summary, "no forget quality without a gold evaluation"
-    assert summary["model"] == tiny_model and summary["adapter"] is None and summary["data"] == mini_clear
+    assert summary["model"] == family_model and summary["adapter"] is None and summary["data"] == mini_clear
     fingerprint = summary["data_fingerprint"]
     assert len(fingerprint["content_sha256"]) == 64 and fingerprint["source"] == str(Path(mini_clear).resolve())
     assert summary["forget_split"] == "forget10"
@@ -211,7 +211,8 @@ def test_generation_input_contains_the_image(loaded, mini_clear, tmp_path, monke
     assert caption_calls and len(caption_calls) < len(seen), "captions generate with images, text questions without"
     for inputs in caption_calls:
         rows = inputs["input_ids"].shape[0]
-        assert inputs["pixel_values"].shape[0] == rows
+        images = inputs["image_grid_thw"] if "image_grid_thw" in inputs else inputs["pixel_values"]  # Qwen: grids
+        assert images.shape[0] == rows
         assert ((inputs["input_ids"] == image_token).sum(dim=1) == tokens_per_image).all()
         assert (inputs["attention_mask"][:, -1] == 1).all(), "generation prompts are padded on the left"
 
@@ -221,7 +222,11 @@ def test_an_image_is_encoded_once_per_sample_and_sharing_changes_nothing(loaded,
     samples = list(TASKS["retain_face"].samples(load_clear("retain_perturbed", mini_clear)))
     groups = [s.scored() for s in samples[:2]]
     encoded = []
-    hook = model.model.vision_tower.register_forward_hook(lambda module, args, output: encoded.append(args[0].shape[0]))
+
+    def count(module, args, kwargs, output):  # images per call: Qwen2-VL passes one grid per image
+        encoded.append(kwargs["grid_thw"].shape[0] if "grid_thw" in kwargs else args[0].shape[0])
+
+    hook = model.get_encoder(modality="image").register_forward_hook(count, with_kwargs=True)
     try:
         shared = answer_losses(model, processor, groups)
     finally:
@@ -308,7 +313,7 @@ def test_bad_options_are_usage_errors(loaded, mini_clear, tmp_path, options, mes
     assert not (tmp_path / "summary.json").exists()
 
 
-def test_lora_adapter_and_4bit_checkpoint_evaluate(loaded, tiny_model, mini_clear, run, tmp_path):
+def test_lora_adapter_and_4bit_checkpoint_evaluate(loaded, family_model, mini_clear, run, tmp_path):
     """A fresh LoRA adapter (B = 0) changes nothing; a 4-bit load goes through the wrapper and is recorded."""
     peft_model = add_lora(copy.deepcopy(loaded[0]), LoraSettings(projector=True, vision=True))
     evaluate(
@@ -322,7 +327,7 @@ def test_lora_adapter_and_4bit_checkpoint_evaluate(loaded, tiny_model, mini_clea
     )
     assert compare_records(read_records(tmp_path / "lora", "forget_face"), read_records(run, "forget_face")) == []
     args = EvalArguments(
-        model=tiny_model,
+        model=family_model,
         data=mini_clear,
         output_dir=str(tmp_path / "q4"),
         tasks="real_world",
@@ -331,4 +336,4 @@ def test_lora_adapter_and_4bit_checkpoint_evaluate(loaded, tiny_model, mini_clea
     )
     summary = evaluate_checkpoint(args, progress=False)
     assert summary["config"]["quantization"] == "4bit" and "truth_ratio" in summary["real_world"]
-    assert json.loads((tmp_path / "q4" / "summary.json").read_text())["model"] == tiny_model
+    assert json.loads((tmp_path / "q4" / "summary.json").read_text())["model"] == family_model

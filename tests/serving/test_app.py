@@ -57,15 +57,15 @@ SUMMARY = {"forget": 0.125, "retain": 0.9, "model_utility": 0.75, "forget_face":
 
 
 @pytest.fixture(scope="module")
-def adapters(tiny_model, mini_clear, tmp_path_factory) -> list[str]:
+def adapters(family_model, mini_clear, tmp_path_factory) -> list[str]:
     configs = [{**RUN_CONFIGS[0], "data": mini_clear}, RUN_CONFIGS[1]]
-    folders = write_random_adapters(tiny_model, tmp_path_factory.mktemp("adapters"), configs, [SUMMARY, None])
+    folders = write_random_adapters(family_model, tmp_path_factory.mktemp("adapters"), configs, [SUMMARY, None])
     return [str(folder) for folder in folders]
 
 
 @pytest.fixture(scope="module")
-def pool(tiny_model, adapters) -> ModelPool:
-    return ModelPool.load(tiny_model, adapters)
+def pool(family_model, adapters) -> ModelPool:
+    return ModelPool.load(family_model, adapters)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def face(mini_clear):
 
 def test_one_copy_of_the_base_with_every_adapter(pool):
     assert isinstance(pool.model, PeftModel) and pool.adapters == ("adapter_1", "adapter_2")
-    q_proj = pool.model.base_model.model.model.language_model.layers[0].self_attn.q_proj
+    q_proj = pool.model.get_base_model().get_decoder().layers[0].self_attn.q_proj
     assert set(q_proj.lora_A) == {"adapter_1", "adapter_2"}, "both adapters sit on the same base layer"
 
 
@@ -87,13 +87,13 @@ def test_each_model_answers_differently_and_greedy_answers_repeat(pool, face):
     assert again == list(reversed(first)), "switching back and forth changes no answer"
 
 
-def test_the_original_answers_exactly_like_the_base_model_without_peft(tiny_model, pool, face):
-    base, processor = load_model(tiny_model)
+def test_the_original_answers_exactly_like_the_base_model_without_peft(family_model, pool, face):
+    base, processor = load_model(family_model)
     example = Example("Who is this person?", "", face)
     batch = generation_batch(processor, [example])
     tokens = base.generate(**batch, max_new_tokens=8, do_sample=False)[0, batch["input_ids"].shape[1] :]
     assert pool.answer(None, example, 8) == processor.decode(tokens, skip_special_tokens=True).strip()
-    alone = ModelPool.load(tiny_model)
+    alone = ModelPool.load(family_model)
     assert alone.adapters == () and alone.answer(None, example, 8) == pool.answer(None, example, 8)
 
 
@@ -131,12 +131,12 @@ def test_stream_grows_token_by_token_and_unknown_adapters_are_refused(pool, face
     assert pool.answer(None, Example("hi", "", None), 4), "the lock was released after the failure"
 
 
-def test_the_switch_bench_times_every_switch_and_the_script_reports_it(tiny_model, adapters, pool, tmp_path, capsys):
+def test_the_switch_bench_times_every_switch_and_the_script_reports_it(family_model, adapters, pool, tmp_path, capsys):
     timings = time_switches(pool.model, rounds=3)
     assert timings["set_adapter"]["count"] == 6 and timings["original"]["count"] == 3
     for figures in timings.values():  # summaries of the timings, whatever the machine's speed
         assert 0 < figures["median_ms"] <= figures["max_ms"] and figures["mean_ms"] <= figures["max_ms"]
-    argv = ["--base", tiny_model, "--adapter", adapters[0], "--adapter", adapters[1], "--rounds", "2"]
+    argv = ["--base", family_model, "--adapter", adapters[0], "--adapter", adapters[1], "--rounds", "2"]
     assert bench_app.main([*argv, "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "bench_app.json").read_text())
     assert report["config"]["adapters_loaded"] == 2 and report["results"]["set_adapter"]["count"] == 4
@@ -206,13 +206,13 @@ def test_quickstart_discovery_and_model_choice(tmp_path, adapters):
         choose_models(None, [], {}, tmp_path / "missing")
 
 
-def test_column_titles_and_headline_figures(tiny_model, adapters, tmp_path):
+def test_column_titles_and_headline_figures(family_model, adapters, tmp_path):
     npo = describe(adapters[0])
     assert npo.heading == "NPO · forget10" and npo.name == "adapter-1"
     assert npo.figures == {"forget": 0.125, "retain": 0.9, "model_utility": 0.75}
     assert "### NPO · forget10" in npo.markdown() and "**0.125**" in npo.markdown()
     assert describe(adapters[1]).figures == {} and describe(adapters[1]).markdown().endswith(NO_FIGURES)
-    assert describe(tiny_model, original=True).heading == "Original"
+    assert describe(family_model, original=True).heading == "Original"
     assert ShownModel("user/clear-npo@v1").name == "user/clear-npo@v1"
     nested = tmp_path / "unlearn-npo" / "adapter"
     nested.mkdir(parents=True)

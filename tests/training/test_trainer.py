@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, TrainerCallback
 
+from unlearn.architectures import anatomy
 from unlearn.collate import training_batch
 from unlearn.data import split_examples
 from unlearn.errors import UsageError
@@ -57,8 +59,8 @@ def finetune_config(model: str, data: str, out: Path, **overrides) -> FinetuneCo
     return FinetuneConfig(**{**settings, **overrides})
 
 
-def test_reference_gives_exactly_the_logits_of_the_model_before_training(tiny_model, mini_clear):
-    model, processor = load_model(tiny_model, quantization="4bit")
+def test_reference_gives_exactly_the_logits_of_the_model_before_training(family_model, mini_clear):
+    model, processor = load_model(family_model, quantization="4bit")
     examples = split_examples(mini_clear, "forget10")
     batch = training_batch(processor, [examples[0], examples[1], examples[-1]])
     inputs = {key: value for key, value in batch.items() if key != "labels"}
@@ -89,15 +91,18 @@ def test_a_reference_forward_leaves_every_requires_grad_flag_as_it_was(tiny_mode
     assert flags == {name: parameter.requires_grad for name, parameter in model.named_parameters()}
 
 
-def test_full_finetune_writes_a_checkpoint_with_a_frozen_vision_tower(tiny_model, mini_clear, tmp_path):
-    out = finetune(finetune_config(tiny_model, mini_clear, tmp_path / "vanilla", full=True, merge=True))
+def test_full_finetune_writes_a_checkpoint_with_a_frozen_vision_encoder(family_model, mini_clear, tmp_path):
+    out = finetune(finetune_config(family_model, mini_clear, tmp_path / "vanilla", full=True, merge=True))
     model = AutoModelForImageTextToText.from_pretrained(out)
-    assert type(model).__name__ == "LlavaForConditionalGeneration"
+    assert type(model).__name__ == json.loads((Path(family_model) / "config.json").read_text())["architectures"][0]
     load_model(str(out))  # and through the project's loader, processor included
-    before, after = load_file(Path(tiny_model) / "model.safetensors"), load_file(out / "model.safetensors")
-    vision = [key for key in before if "vision_tower" in key]
-    language = [key for key in before if "language_model" in key and "layers" in key]
-    assert vision and all(torch.equal(before[key], after[key]) for key in vision), "the vision tower is frozen"
+    before, after = load_file(Path(family_model) / "model.safetensors"), load_file(out / "model.safetensors")
+    parts = anatomy(model)
+    vision = [key for key in before if parts.frozen_vision(key)]
+    projector = [key for key in before if key.startswith(f"{parts.projector}.")]
+    language = [key for key in before if key.startswith(f"{parts.language}.layers.")]
+    assert vision and all(torch.equal(before[key], after[key]) for key in vision), "the vision encoder is frozen"
+    assert any(not torch.equal(before[key], after[key]) for key in projector), "the projector trained"
     assert any(not torch.equal(before[key], after[key]) for key in language), "the language model trained"
     assert (out / RUN_CONFIG).is_file() and not (out / FINAL_TMP).exists()
 
@@ -132,15 +137,15 @@ def adapter_weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(folder / "adapter_model.safetensors")
 
 
-def test_resume_after_an_interrupted_run_gives_the_same_adapter(tiny_model, mini_clear, tmp_path):
+def test_resume_after_an_interrupted_run_gives_the_same_adapter(family_model, mini_clear, tmp_path):
     settings = {"max_steps": 4, "save_strategy": "steps", "save_steps": 2, "per_device_train_batch_size": 4}
-    straight = unlearn(unlearn_config(tiny_model, mini_clear, tmp_path / "straight", "gd", **settings))
+    straight = unlearn(unlearn_config(family_model, mini_clear, tmp_path / "straight", "gd", **settings))
     killed = tmp_path / "killed"
     with pytest.raises(RuntimeError, match="killed"):
-        unlearn(unlearn_config(tiny_model, mini_clear, killed, "gd", **settings), callbacks=[Crash(at=3)])
+        unlearn(unlearn_config(family_model, mini_clear, killed, "gd", **settings), callbacks=[Crash(at=3)])
     assert (killed / "checkpoint-2").is_dir()
     assert not (killed / "adapter_config.json").exists() and not (killed / "adapter_model.safetensors").exists()
-    resumed = unlearn(unlearn_config(tiny_model, mini_clear, killed, "gd", resume_from_checkpoint="true", **settings))
+    resumed = unlearn(unlearn_config(family_model, mini_clear, killed, "gd", resume_from_checkpoint="true", **settings))
     assert (resumed / "checkpoint-4").is_dir()
     expected, found = adapter_weights(straight), adapter_weights(resumed)
     assert expected.keys() == found.keys()

@@ -19,6 +19,7 @@ import torch
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from unlearn.architectures import MAX_PIXELS, MIN_PIXELS, PixelBudget
 from unlearn.data import CLEAR_SOURCE, FORGET_SPLITS, MODALITIES, RETAIN_OF, check_config, data_fingerprint
 from unlearn.errors import UsageError
 from unlearn.methods import METHODS, get_method
@@ -54,6 +55,17 @@ class ModelConfig(TrainingArguments):
     train_vision: bool = field(
         default=False, metadata={"help": "train the vision tower too (LoRA on it, or its weights with --full)"}
     )
+    min_pixels: int = field(
+        default=MIN_PIXELS,
+        metadata={"help": "pixel budget of dynamic-resolution families (Qwen2-VL): the least image area in pixels"},
+    )
+    max_pixels: int = field(
+        default=MAX_PIXELS,
+        metadata={
+            "help": "pixel budget: the largest image area in pixels; larger images are scaled down (default: at most "
+            "512 Qwen2-VL image tokens); fixed-size families (LLaVA) ignore both"
+        },
+    )
     face_naming: bool = field(
         default=False,
         metadata={
@@ -75,11 +87,16 @@ class ModelConfig(TrainingArguments):
         if self.quantization not in QUANTIZATIONS:
             raise UsageError(f"unknown quantization {self.quantization!r}; choose 4bit or 8bit")
         require_positive(lora_r=self.lora_r, per_device_train_batch_size=self.per_device_train_batch_size)
+        self.pixel_budget()
         self.asked = {name: getattr(self, name) for name in CPU_FORCED}  # what run_config records
         if not torch.cuda.is_available():  # CPU: float32 compute, no mixed precision; gloo under accelerate launch
             self.bf16 = self.fp16 = False
             self.use_cpu = True
         super().__post_init__()
+
+    def pixel_budget(self) -> PixelBudget:
+        """The image processor's pixel budget these options describe."""
+        return PixelBudget(self.min_pixels, self.max_pixels)
 
     def lora_settings(self) -> LoraSettings:
         """The LoRA settings these options describe."""

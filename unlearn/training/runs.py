@@ -46,7 +46,7 @@ def finetune_examples(data: str, split: str, face_naming: bool = False) -> list[
 
 def merge_adapter(config: FinetuneConfig, adapter: Path) -> Path:
     """Write ``adapter/merged``: the base in full precision with the adapter merged in, and the processor."""
-    model, processor = load_model(config.model, adapter=str(adapter))
+    model, processor = load_model(config.model, adapter=str(adapter), pixels=config.pixel_budget())
     merged = model.merge_and_unload()
 
     def write(folder: Path) -> None:
@@ -64,7 +64,7 @@ def finetune(config: FinetuneConfig, callbacks: Sequence[TrainerCallback] = ()) 
     examples = finetune_examples(config.data, config.split, config.face_naming)
     examples += world_examples(config.data, config.replay_configs())
     set_seed(config.seed)
-    model, processor = load_model(config.model, config.quantization)
+    model, processor = load_model(config.model, config.quantization, pixels=config.pixel_budget())
     if config.full:
         if not config.train_vision:
             freeze_vision_tower(model)
@@ -113,7 +113,7 @@ def unlearn(config: UnlearnConfig, options: Any = None, callbacks: Sequence[Trai
     forget, retain = forget_retain_examples(config)
     pairs = ForgetRetainPairs(forget, retain, config.seed)
     set_seed(config.seed)
-    model, processor = load_model(config.model, config.quantization)
+    model, processor = load_model(config.model, config.quantization, pixels=config.pixel_budget())
     model = add_lora(model, config.lora_settings(), config.gradient_checkpointing)
     method.prepare(model, forget, retain, config.seed)
     trainer = UnlearnTrainer(
