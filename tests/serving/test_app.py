@@ -173,7 +173,7 @@ def test_long_questions_are_cut_to_the_context_and_short_ones_kept(pool, face):
     assert prompt + 32 <= pool.context_length
     assert pool.answer(None, Example(long_question, "", face), 4)
     with pytest.raises(UsageError, match="type a question"):
-        pool.fit_question(" \x00 <image> ", None, 32)
+        pool.fit_question(f" \x00 {pool.processor.image_token} {pool.processor.tokenizer.eos_token} ", None, 32)
 
 
 def test_real_llava_processor_keeps_exactly_one_image_slot(real_llava):

@@ -27,6 +27,7 @@ def write_random_adapters(
 ) -> list[Path]:
     """Write an adapter folder ``out/adapter-<i>`` per run config (``method``, ``forget``...); weights from ``seed``."""
     model, processor = load_model(base)
+    torch.manual_seed(seed)  # lora_A's initialisation: the same adapters whatever ran before in this process
     model = add_lora(model, LoraSettings(projector=True))
     generator = torch.Generator().manual_seed(seed)
     folders = []
