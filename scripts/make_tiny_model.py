@@ -14,7 +14,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", required=True, help="CLEAR folder (from scripts.make_mini_clear) for the tokenizer")
     parser.add_argument("--out", required=True, help="folder to write the checkpoint to")
-    parser.add_argument("--family", default="llava", choices=list(TINY_FAMILIES), help="model family (default: llava)")
+    parser.add_argument("--family", default="llava", help=f"model family: {', '.join(TINY_FAMILIES)} (default: llava)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
     for field in fields(TinySpec):
         flag = f"--{field.name.replace('_', '-')}"

@@ -281,7 +281,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--method", default="npo_gd", help="unlearning method (default: %(default)s)")
     parser.add_argument("--methods", help="comma-separated methods to run instead of --method, e.g. ga,npo_gd,idk")
     parser.add_argument(
-        "--family", default="llava", choices=list(TINY_FAMILIES), help="tiny model family (default: %(default)s)"
+        "--family", default="llava", help=f"tiny model family: {', '.join(TINY_FAMILIES)} (default: %(default)s)"
     )
     parser.add_argument("--persons", type=int, default=20, help="persons in the mini-CLEAR (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, models and training (default: 0)")

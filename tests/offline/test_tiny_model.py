@@ -28,3 +28,12 @@ def test_folder_that_is_not_a_mini_clear_exits_2_with_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert not (tmp_path / "out").exists()
+
+
+def test_unknown_family_exits_2_with_one_line_naming_the_families(tmp_path):
+    result = _run("--data", str(tmp_path), "--out", str(tmp_path / "out"), "--family", "gpt9")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown family 'gpt9'; choose from llava, qwen2_vl, qwen2_5_vl"
+    ]
+    assert not (tmp_path / "out").exists()

@@ -85,3 +85,18 @@ def test_an_output_folder_made_with_other_settings_is_refused(tmp_path):
     check_settings(ProtocolSettings(out=tmp_path, persons=20, methods=["npo_gd", "idk"]))  # more methods: fine
     with pytest.raises(UsageError, match="persons 20 -> 40"):
         check_settings(ProtocolSettings(out=tmp_path, persons=40))
+
+
+def test_the_family_is_a_setting_and_an_older_folder_without_it_is_llava(tmp_path):
+    check_settings(ProtocolSettings(out=tmp_path, methods=["npo_gd"]))
+    stamp = tmp_path / "settings.json"
+    recorded = json.loads(stamp.read_text())
+    assert recorded["family"] == "llava" and recorded["method_options"] == {}
+    del recorded["family"]  # a folder made before --family existed
+    stamp.write_text(json.dumps(recorded))
+    check_settings(ProtocolSettings(out=tmp_path, methods=["npo_gd"]))
+    with pytest.raises(UsageError, match="family 'llava' -> 'qwen2_vl'"):
+        check_settings(ProtocolSettings(out=tmp_path, family="qwen2_vl"))
+    assert ProtocolSettings(out=tmp_path, family="qwen2_vl").method_options == {"npo_gd": {"beta": 0.15}}
+    with pytest.raises(UsageError, match="unknown family 'gpt9'"):
+        ProtocolSettings(out=tmp_path, family="gpt9")
