@@ -64,7 +64,7 @@ class EvalArguments:
         default=None,
         metadata={
             "help": "pixel budget of dynamic-resolution families (Qwen2-VL): the least image area; default: the "
-            f"adapter's (its run_config.json), else {MIN_PIXELS}"
+            f"adapter's or fine-tuned model's (its run_config.json), else {MIN_PIXELS}"
         },
     )
     max_pixels: int | None = field(
@@ -317,7 +317,7 @@ def evaluate_checkpoint(args: EvalArguments, progress: bool = True) -> dict[str,
     options = (args.batch_size, args.max_samples, args.max_new_tokens, args.bootstrap)
     _prepare(args.forget, tasks or list(TASKS), *options, args.gold, args.output_dir, args.data)
     quantization = precision_of(args.quantization, args.adapter)
-    pixels = pixels_of(args.min_pixels, args.max_pixels, args.adapter)
+    pixels = pixels_of(args.min_pixels, args.max_pixels, args.adapter, args.model)
     model, processor = load_model(args.model, quantization=quantization, adapter=args.adapter, pixels=pixels)
     return evaluate(
         model,

@@ -68,8 +68,8 @@ def answer_losses(
 ) -> list[list[float]]:
     """Mean answer NLL of every example, all in one forward pass; ``groups`` holds the answers of each sample.
 
-    ``loss = sum_t -log p(y_t | y_<t, prompt, image) / T`` over the labelled tokens (the answer and its
-    end-of-sequence token). All examples of a group must share one prompt and image: where the model allows it
+    ``loss = sum_t -log p(y_t | y_<t, prompt, image) / T`` over the labelled tokens (the answer and the
+    token that ends it). All examples of a group must share one prompt and image: where the model allows it
     (:func:`shares_image_features`) and every example has an image, the image is encoded once per group. Logits
     are computed only at the positions that predict a label.
     """

@@ -167,6 +167,11 @@ class PixelBudget:
                 f"the pixel budget needs 0 < --min_pixels <= --max_pixels, got {self.min_pixels} and {self.max_pixels}"
             )
 
-    def processor_options(self) -> dict[str, dict[str, int]]:
-        """The processor's ``size`` option that sets the budget."""
-        return {"size": {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels}}
+    def processor_options(self) -> dict[str, object]:
+        """The image processor options that set the budget: ``size``, and ``min_pixels`` / ``max_pixels``, which
+        override the ones a Hub checkpoint's ``preprocessor_config.json`` holds (Qwen2-VL's: up to 12.8 M pixels)."""
+        return {
+            "size": {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+        }

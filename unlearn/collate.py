@@ -48,18 +48,20 @@ def answer_texts(processor: ProcessorMixin, examples: list[Example]) -> list[str
     Whatever the template writes after that token (a newline, the next turn) is never trained on.
     """
     texts = []
-    for example in examples:
+    for example, prompt in zip(examples, prompt_texts(processor, examples), strict=True):
         rendered = processor.apply_chat_template(chat_messages(example, with_answer=True))
-        end = rendered.rfind(example.answer)
-        if end < 0:
+        # The answer is looked for after the prompt, where the template writes it (else its last occurrence).
+        start = rendered.find(example.answer, len(prompt)) if rendered.startswith(prompt) else -1
+        start = start if start >= 0 else rendered.rfind(example.answer)
+        if start < 0:
             raise ValueError("the chat template does not write the answer as given")
-        end += len(example.answer)
+        end = start + len(example.answer)
         texts.append(rendered[:end] + answer_end(processor, rendered[end:]))
     return texts
 
 
 def training_batch(processor: ProcessorMixin, examples: list[Example]) -> BatchFeature:
-    """Right-padded prompt+answer batch with ``labels`` on the answer tokens and end-of-sequence only."""
+    """Right-padded prompt+answer batch with ``labels`` on the answer tokens and the token ending it only."""
     images = _images(examples)
     full = processor(
         text=answer_texts(processor, examples), images=images, padding=True, padding_side="right", return_tensors="pt"

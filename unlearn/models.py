@@ -117,14 +117,21 @@ def precision_of(requested: str | None, adapter: str | None) -> str | None:
     return recorded if recorded in QUANTIZATIONS else None
 
 
-def pixels_of(min_pixels: int | None, max_pixels: int | None, adapter: str | None) -> PixelBudget:
-    """The pixel budget to load a processor with: each bound as given, else as the adapter's ``run_config.json``
-    records it (the budget it was trained with), else the default :class:`PixelBudget`."""
+def pixels_of(
+    min_pixels: int | None, max_pixels: int | None, adapter: str | None, model: str | None = None
+) -> PixelBudget:
+    """The pixel budget to load a processor with: each bound as given, else as the ``run_config.json`` of the
+    adapter, or of the model (a fine-tuned checkpoint), records it (the budget it was trained with), else the default
+    :class:`PixelBudget`."""
     default = PixelBudget()
 
     def bound(given: int | None, name: str, fallback: int) -> int:
-        recorded = recorded_option(adapter, name)
-        return given if given is not None else recorded if isinstance(recorded, int) else fallback
+        if given is not None:
+            return given
+        for recorded in (recorded_option(adapter, name), recorded_option(model, name)):
+            if isinstance(recorded, int) and not isinstance(recorded, bool):
+                return recorded
+        return fallback
 
     return PixelBudget(
         bound(min_pixels, "min_pixels", default.min_pixels), bound(max_pixels, "max_pixels", default.max_pixels)
@@ -160,15 +167,25 @@ def load_processor(path: str, pixels: PixelBudget) -> ProcessorMixin:
     )
     try:
         return AutoProcessor.from_pretrained(path, **options)
-    except OSError:
-        config = Path(path, "processor_config.json")
-        if is_torchvision_available() or not config.is_file():
+    except (OSError, ImportError):
+        processor_class = getattr(transformers, _processor_class_name(path), None)
+        if is_torchvision_available() or processor_class is None:
             raise
-        name = json.loads(config.read_text(encoding="utf-8")).get("processor_class", "")
-        processor_class = getattr(transformers, name, None)
-        if processor_class is None or "video_processor" not in processor_class.get_attributes():
+        if "video_processor" not in processor_class.get_attributes():
             raise
         return without_video_processor(processor_class).from_pretrained(path, **options)
+
+
+def _processor_class_name(path: str) -> str:
+    """The ``processor_class`` a checkpoint names: in ``processor_config.json`` (as transformers 5 saves it), else
+    ``preprocessor_config.json`` or ``tokenizer_config.json`` (as the Hub's Qwen2-VL repos hold it)."""
+    for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        file = Path(path, name)
+        if file.is_file():
+            recorded = json.loads(file.read_text(encoding="utf-8")).get("processor_class")
+            if recorded:
+                return recorded
+    return ""
 
 
 def load_model(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image
 
 from eval.evaluator import evaluate
 from unlearn.architectures import ARCHITECTURES, FAMILIES, PixelBudget, anatomy, anatomy_of_checkpoint, architecture_of
-from unlearn.collate import IGNORE_INDEX, answer_texts, training_batch
+from unlearn.collate import IGNORE_INDEX, answer_end, answer_texts, prompt_texts, training_batch
 from unlearn.data import split_examples
 from unlearn.errors import UsageError
 from unlearn.models import LoraSettings, add_lora, load_model, pixels_of
@@ -139,11 +140,12 @@ def test_qwen_processor_loads_without_torchvision_and_saves_as_qwen(tiny_models,
     assert json.loads((tmp_path / "processor_config.json").read_text())["processor_class"] == "Qwen2VLProcessor"
 
 
-def test_the_pixel_budget_is_recorded_and_evaluation_reads_it_from_the_adapter(tmp_path):
+def test_evaluation_reads_the_pixel_budget_from_the_adapter_or_the_fine_tuned_model(tmp_path):
     (tmp_path / "run_config.json").write_text(json.dumps({"min_pixels": 1024, "max_pixels": 4096}))
     assert pixels_of(None, None, str(tmp_path)) == PixelBudget(1024, 4096)
     assert pixels_of(None, 8192, str(tmp_path)) == PixelBudget(1024, 8192), "a given bound wins"
     assert pixels_of(None, None, None) == PixelBudget()
+    assert pixels_of(None, None, None, str(tmp_path)) == PixelBudget(1024, 4096), "a fine-tuned model's own budget"
 
 
 def test_qwen2_5_vl_builds_trains_4bit_unlearning_steps_and_evaluates(tiny_models, mini_clear, tmp_path):
@@ -170,3 +172,41 @@ def test_qwen2_5_vl_builds_trains_4bit_unlearning_steps_and_evaluates(tiny_model
     assert type(adapted.get_base_model()).__name__ == "Qwen2_5_VLForConditionalGeneration"
     summary = evaluate(adapted, processor, mini_clear, max_samples=2, bootstrap=0, output_dir=tmp_path / "eval")
     assert 0 <= summary["forget_face"]["probability"] <= 1 and summary["forget_caption"]["rouge_l"] >= 0
+
+
+def hub_layout(tiny: str, folder: Path) -> Path:
+    """``tiny`` laid out as the Hub's Qwen2-VL repos are: ``preprocessor_config.json`` naming the processor class
+    and holding Qwen's own pixel range (up to 12.8 M pixels), no ``processor_config.json``."""
+    shutil.copytree(tiny, folder)
+    saved = json.loads((folder / "processor_config.json").read_text())
+    image = {
+        **saved.pop("image_processor"),
+        "min_pixels": 3136,
+        "max_pixels": 12845056,
+        "processor_class": saved["processor_class"],
+    }
+    image["size"] = {"shortest_edge": 3136, "longest_edge": 12845056}
+    (folder / "preprocessor_config.json").write_text(json.dumps(image))
+    (folder / "processor_config.json").unlink()
+    return folder
+
+
+def test_a_hub_layout_qwen_loads_without_torchvision_and_keeps_the_project_budget(tiny_models, tmp_path):
+    folder = hub_layout(tiny_models("qwen2_vl"), tmp_path / "hub")
+    _, processor = load_model(str(folder), pixels=PixelBudget(min_pixels=256, max_pixels=64 * 64))
+    assert type(processor).__name__ == "Qwen2VLProcessor"
+    big = Example("Who is this?", "Dorin Valemo", Image.new("RGB", (512, 384)))
+    tokens = (training_batch(processor, [big])["input_ids"] == processor.image_token_id).sum().item()
+    assert 0 < tokens <= 16, "the checkpoint's own 12.8 M-pixel range is overridden"
+
+
+def test_the_answer_ends_with_the_templates_special_token_else_end_of_sequence(tiny_model):
+    _, processor = load_model(tiny_model)
+    tokenizer = processor.tokenizer
+    assert answer_end(processor, " ") == tokenizer.eos_token == "</s>"
+    assert answer_end(processor, f"{tokenizer.pad_token}\nUSER:") == tokenizer.pad_token, "the template's own token"
+    empty = Example("Where was Dorin Valemo born?", "", None)
+    (text,) = answer_texts(processor, [empty])
+    assert text == prompt_texts(processor, [empty])[0] + "</s>", "an empty answer is its end token alone"
+    repeated = Example("Say ASSISTANT", "ASSISTANT", None)
+    assert answer_texts(processor, [repeated])[0].endswith("ASSISTANT: ASSISTANT</s>")
