@@ -10,7 +10,15 @@ import sys
 import time
 
 from unlearn.errors import UsageError
-from unlearn.offline.mini_clear import FACTS, MAX_PERSONS, count_rows, split_persons, write_mini_clear
+from unlearn.offline.mini_clear import (
+    FACTS,
+    IMAGE_SIZE,
+    MAX_IMAGE_SIZE,
+    MAX_PERSONS,
+    count_rows,
+    split_persons,
+    write_mini_clear,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"text question/answer pairs per person, 1 to {len(FACTS)} (default: %(default)s)",
     )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=IMAGE_SIZE,
+        metavar="PX",
+        help=f"side of every image in pixels, 16 to {MAX_IMAGE_SIZE} (default: %(default)s; CLEAR's real scale: 512)",
+    )
     return parser
 
 
@@ -49,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
-        out = write_mini_clear(args.out, args.persons, args.seed, args.images_per_person, args.questions_per_person)
+        out = write_mini_clear(
+            args.out, args.persons, args.seed, args.images_per_person, args.questions_per_person, args.image_size
+        )
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -203,12 +203,28 @@ def test_split_persons() -> None:
         {"questions_per_person": 0},
         {"questions_per_person": 99},
         {"persons": 10_000},
+        {"image_size": 8},
+        {"image_size": 10_000},
     ],
 )
 def test_bad_arguments_raise_usage_error(tmp_path: Path, kwargs: dict) -> None:
     with pytest.raises(UsageError):
         write_mini_clear(tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_image_size_sets_every_image_and_changes_no_other_row(tmp_path: Path) -> None:
+    small = write_mini_clear(tmp_path / "small", persons=3, images_per_person=2, questions_per_person=20)
+    large = write_mini_clear(tmp_path / "large", persons=3, images_per_person=2, questions_per_person=20, image_size=96)
+    for config in ("full", "real_faces", "real_world"):
+        small_rows, large_rows = load_clear(config, str(small)), load_clear(config, str(large))
+        assert {row["image"].size for row in small_rows} == {(64, 64)}
+        assert {row["image"].size for row in large_rows} == {(96, 96)}
+        assert small_rows.remove_columns("image").to_list() == large_rows.remove_columns("image").to_list()
+    facts = load_clear("full+tofu", str(large)).filter(lambda row: row["image"] is None)
+    assert len(facts) == 3 * 20 and len(set(facts["question"])) == 3 * 20, "20 distinct questions per person"
+    assert "--image-size 96" in (large / "README.md").read_text()
+    assert "--image-size" not in (small / "README.md").read_text(), "the default card is unchanged"
 
 
 # -------------------------------------------------------------------------------------------- the script

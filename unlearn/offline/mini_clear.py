@@ -21,13 +21,14 @@ from PIL import Image, ImageDraw
 from unlearn.data import CLEAR_CONFIGS, FORGET_SPLITS, RETAIN_OF
 from unlearn.errors import UsageError
 
-IMAGE_SIZE = 64
+IMAGE_SIZE = 64  # default image side in pixels; --image-size sets another (CLEAR's own images are larger)
+MAX_IMAGE_SIZE = 2048
 MAX_PERSONS = 500
 REAL_FACES = 10
 REAL_FACE_IMAGES = 2
 REAL_WORLD_SCENES = 20
 PERTURBED = 3  # perturbed captions and perturbed names per row
-_CANVAS = 128  # faces are drawn at this size, then downsampled to IMAGE_SIZE for smooth edges
+_CANVAS = 128  # images are drawn at this size, then resized to the image size (box-filtered when smaller)
 _PARQUET = "train-00000-of-00001.parquet"
 
 WALLS = {
@@ -131,6 +132,28 @@ FACTS = (
     ("What does the mother of {name} do?", "The mother of {name} is {v}.", PROFESSIONS),
     ("What does the father of {name} do?", "The father of {name} is {v}.", PROFESSIONS),
     ("In which year was {name} born?", "{name} was born in {v}.", tuple(str(y) for y in range(1950, 2000))),
+    # Appended facts: a run asking for fewer questions draws exactly the facts it drew before.
+    ("In which city does {name} live?", "{name} lives in {v}.", CITIES),
+    ("What was the first book of {name} about?", "The first book of {name} was about {v}.", GENRES),
+    ("Which prize did {name} win first?", "The first prize {name} won was the {v}.", AWARDS),
+    ("What does the sibling of {name} do?", "The sibling of {name} is {v}.", PROFESSIONS),
+    ("Where did {name} study?", "{name} studied in {v}.", CITIES),
+    (
+        "In which year did {name} publish a first book?",
+        "{name} published a first book in {v}.",
+        tuple(str(y) for y in range(1970, 2020)),
+    ),
+    ("What did {name} work as before writing?", "Before writing, {name} worked as {v}.", PROFESSIONS),
+    ("Where does {name} spend the summers?", "{name} spends the summers in {v}.", CITIES),
+    ("What genre does {name} read for pleasure?", "{name} reads {v} for pleasure.", GENRES),
+    ("Which award did {name} win most recently?", "Most recently, {name} won the {v}.", AWARDS),
+    ("What does the spouse of {name} do?", "The spouse of {name} is {v}.", PROFESSIONS),
+    ("Where did {name} write a best-known book?", "{name} wrote a best-known book in {v}.", CITIES),
+    (
+        "In which year did {name} win a first award?",
+        "{name} won a first award in {v}.",
+        tuple(str(y) for y in range(1975, 2024)),
+    ),
 )
 
 SHAPES = ("circle", "square", "triangle", "star")
@@ -278,8 +301,14 @@ class _Frame:
         return max(1, round(pixels * self.s))
 
 
-def draw_face(look: Look, rng: random.Random) -> Image.Image:
-    """A 64x64 RGB face for ``look``, with a small random shift, scale and colour jitter from ``rng``."""
+def _resized(img: Image.Image, size: int) -> Image.Image:
+    """``img`` (the canvas) at ``size`` x ``size``: box-filtered down (smooth edges), bicubic up."""
+    resample = Image.Resampling.BOX if size <= _CANVAS else Image.Resampling.BICUBIC
+    return img.resize((size, size), resample)
+
+
+def draw_face(look: Look, rng: random.Random, size: int = IMAGE_SIZE) -> Image.Image:
+    """A ``size`` x ``size`` RGB face for ``look``, with a small random shift, scale and colour jitter from ``rng``."""
     img = Image.new("RGB", (_CANVAS, _CANVAS), _jitter(rng, WALLS[look.wall]))
     d = ImageDraw.Draw(img)
     f = _Frame(64 + rng.uniform(-6, 6), 60 + rng.uniform(-6, 6), rng.uniform(0.92, 1.08))
@@ -299,7 +328,7 @@ def draw_face(look: Look, rng: random.Random) -> Image.Image:
     d.line(f.box(0, 0, -2, 10), fill=tuple(int(c * 0.75) for c in skin), width=f.width(2))  # nose
     d.arc(f.box(-9, 8, 9, 20), 20, 160, fill=(150, 40, 50), width=f.width(3))  # mouth
     _draw_accessory(d, f, look.accessory, accessory)
-    return img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
+    return _resized(img, size)
 
 
 def _draw_hair(d: ImageDraw.ImageDraw, f: _Frame, style: str, hair: tuple[int, int, int]) -> None:
@@ -332,8 +361,8 @@ def _draw_accessory(d: ImageDraw.ImageDraw, f: _Frame, accessory: str, colour: t
         d.rectangle(f.box(-28, -24, 28, -14), fill=colour)
 
 
-def draw_scene(shape: str, colour: str, rng: random.Random) -> Image.Image:
-    """A 64x64 picture of one coloured ``shape`` on a plain background."""
+def draw_scene(shape: str, colour: str, rng: random.Random, size: int = IMAGE_SIZE) -> Image.Image:
+    """A ``size`` x ``size`` picture of one coloured ``shape`` on a plain background."""
     img = Image.new("RGB", (_CANVAS, _CANVAS), _jitter(rng, rng.choice(_SCENE_BACKGROUNDS), 8))
     d = ImageDraw.Draw(img)
     r = rng.uniform(28, 42)
@@ -347,7 +376,7 @@ def draw_scene(shape: str, colour: str, rng: random.Random) -> Image.Image:
         d.polygon([(cx, cy - r), (cx + r, cy + r * 0.8), (cx - r, cy + r * 0.8)], fill=fill)
     else:
         d.polygon(_star(cx, cy, r), fill=fill)
-    return img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
+    return _resized(img, size)
 
 
 def _star(cx: float, cy: float, r: float) -> list[tuple[float, float]]:
@@ -427,7 +456,9 @@ def _image(data: bytes) -> dict[str, bytes | None]:
     return {"bytes": data, "path": None}
 
 
-def person_image_rows(world: World, images_per_person: int, seed: int) -> list[list[dict]]:
+def person_image_rows(
+    world: World, images_per_person: int, seed: int, image_size: int = IMAGE_SIZE
+) -> list[list[dict]]:
     """Per person, its image rows with every column any person config uses."""
     rng = random.Random(f"mini-clear/{seed}/faces")
     rows = []
@@ -438,7 +469,7 @@ def person_image_rows(world: World, images_per_person: int, seed: int) -> list[l
             template, paraphrase = TEMPLATES[(i + k) % len(TEMPLATES)]
             person_rows.append(
                 {
-                    "image": _image(png_bytes(draw_face(person.look, rng))),
+                    "image": _image(png_bytes(draw_face(person.look, rng, image_size))),
                     "caption": template.format(**slots),
                     "name": person.name,
                     "perturbed_captions": [paraphrase.format(**p) for p in perturbed_slots(slots, person.look, rng)],
@@ -450,7 +481,7 @@ def person_image_rows(world: World, images_per_person: int, seed: int) -> list[l
     return rows
 
 
-def real_faces_rows(world: World, seed: int) -> list[dict]:
+def real_faces_rows(world: World, seed: int, image_size: int = IMAGE_SIZE) -> list[dict]:
     """REAL_FACE_IMAGES images of each celebrity; 3 wrong names as ``options`` (like the published CLEAR, whose
     ``options`` hold the wrong answers only)."""
     rng = random.Random(f"mini-clear/{seed}/real_faces")
@@ -459,11 +490,13 @@ def real_faces_rows(world: World, seed: int) -> list[dict]:
     for name, look in world.celebrities:
         for _ in range(REAL_FACE_IMAGES):
             options = rng.sample([n for n in names if n != name], 3)
-            rows.append({"image": _image(png_bytes(draw_face(look, rng))), "answer": name, "options": options})
+            rows.append(
+                {"image": _image(png_bytes(draw_face(look, rng, image_size))), "answer": name, "options": options}
+            )
     return rows
 
 
-def real_world_rows(seed: int) -> list[dict]:
+def real_world_rows(seed: int, image_size: int = IMAGE_SIZE) -> list[dict]:
     """REAL_WORLD_SCENES simple scenes, alternating a shape question and a colour question; 3 wrong answers as
     ``options`` (like the published CLEAR), all 4 answers in the ``prompt`` column."""
     rng = random.Random(f"mini-clear/{seed}/real_world")
@@ -483,7 +516,7 @@ def real_world_rows(seed: int) -> list[dict]:
             {
                 "question": question,
                 "answer": answer,
-                "image": _image(png_bytes(draw_scene(shape, colour, rng))),
+                "image": _image(png_bytes(draw_scene(shape, colour, rng, image_size))),
                 "prompt": f"{question} Options: {', '.join(shown)}.",
                 "options": options,
             }
@@ -491,11 +524,15 @@ def real_world_rows(seed: int) -> list[dict]:
     return rows
 
 
-def config_rows(config: str, world: World, image_rows: list[list[dict]], seed: int) -> list[dict]:
+def config_rows(
+    config: str, world: World, image_rows: list[list[dict]], seed: int, image_size: int = IMAGE_SIZE
+) -> list[dict]:
     """The rows of one CLEAR config (all columns; the writer keeps the config's own)."""
     members = split_members(len(world.persons))
     if config in ("real_faces", "real_world"):
-        return real_faces_rows(world, seed) if config == "real_faces" else real_world_rows(seed)
+        if config == "real_faces":
+            return real_faces_rows(world, seed, image_size)
+        return real_world_rows(seed, image_size)
     split = config.removesuffix("+tofu").removesuffix("_perturbed")
     split = {"default": "full", "retain": "retain90"}.get(split, split)
     rows = [row for i in members[split] for row in image_rows[i]]
@@ -529,6 +566,7 @@ def dataset_card(
     questions_per_person: int,
     rows: dict[str, int],
     digests: dict[str, str],
+    image_size: int = IMAGE_SIZE,
 ) -> str:
     """README.md whose ``configs:`` front matter lets ``datasets.load_dataset(folder, config)`` find the files.
 
@@ -551,7 +589,8 @@ def dataset_card(
         "and schema, made offline by `scripts.make_mini_clear`:",
         "",
         f"    python -m scripts.make_mini_clear --out DIR --persons {persons} --seed {seed} "
-        + f"--images-per-person {images_per_person} --questions-per-person {questions_per_person}",
+        + f"--images-per-person {images_per_person} --questions-per-person {questions_per_person}"
+        + (f" --image-size {image_size}" if image_size != IMAGE_SIZE else ""),
         "",
         "All persons, names, faces and facts are invented and procedurally drawn; none refers to a real person.",
         "",
@@ -573,38 +612,49 @@ def count_rows(out: str | Path) -> dict[str, int]:
     return {c: pq.read_metadata(Path(out) / config_path(c)).num_rows for c in CLEAR_CONFIGS}
 
 
-def _check_arguments(out: Path, persons: int, images_per_person: int, questions_per_person: int) -> None:
+def _check_arguments(
+    out: Path, persons: int, images_per_person: int, questions_per_person: int, image_size: int
+) -> None:
     if not 2 <= persons <= MAX_PERSONS:
         raise UsageError(f"persons must be between 2 and {MAX_PERSONS} (a forget and a retain person), got {persons}")
     if not 1 <= images_per_person <= 100:
         raise UsageError(f"images per person must be between 1 and 100, got {images_per_person}")
     if not 1 <= questions_per_person <= len(FACTS):
         raise UsageError(f"questions per person must be between 1 and {len(FACTS)}, got {questions_per_person}")
+    if not 16 <= image_size <= MAX_IMAGE_SIZE:
+        raise UsageError(f"image size must be between 16 and {MAX_IMAGE_SIZE} pixels, got {image_size}")
     if out.exists() and not out.is_dir():
         raise UsageError(f"output path exists and is not a folder: {out}")
 
 
 def write_mini_clear(
-    out: str | Path, persons: int = 20, seed: int = 0, images_per_person: int = 5, questions_per_person: int = 4
+    out: str | Path,
+    persons: int = 20,
+    seed: int = 0,
+    images_per_person: int = 5,
+    questions_per_person: int = 4,
+    image_size: int = IMAGE_SIZE,
 ) -> Path:
     """Write a mini-CLEAR (README.md + one parquet per config, the Hub layout) into ``out``; return its path.
+
+    Images are ``image_size`` pixels square; the image size changes no drawn content and no other row.
 
     The last max(1, round(XX% of persons)) persons form forgetXX and the others retain(100-XX); see split_persons.
     """
     out = Path(out).expanduser()
-    _check_arguments(out, persons, images_per_person, questions_per_person)
+    _check_arguments(out, persons, images_per_person, questions_per_person, image_size)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
     world = invent_world(persons, seed, questions_per_person)
-    image_rows = person_image_rows(world, images_per_person, seed)
+    image_rows = person_image_rows(world, images_per_person, seed, image_size)
     rows = {}
     bars_were_off = datasets.utils.are_progress_bars_disabled()
     datasets.utils.disable_progress_bars()  # 21 "Creating parquet" bars say nothing useful
     try:
         for config in CLEAR_CONFIGS:
-            data = config_rows(config, world, image_rows, seed)
+            data = config_rows(config, world, image_rows, seed, image_size)
             columns = {c: [row.get(c) for row in data] for c in CLEAR_CONFIGS[config]}
             path = out / config_path(config)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -614,6 +664,6 @@ def write_mini_clear(
         if not bars_were_off:
             datasets.utils.enable_progress_bars()
     digests = {c: hashlib.sha256((out / config_path(c)).read_bytes()).hexdigest()[:16] for c in CLEAR_CONFIGS}
-    card = dataset_card(persons, seed, images_per_person, questions_per_person, rows, digests)
+    card = dataset_card(persons, seed, images_per_person, questions_per_person, rows, digests, image_size)
     (out / "README.md").write_text(card, encoding="utf-8")
     return out
