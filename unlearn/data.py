@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from pathlib import Path
 
 import datasets
 from huggingface_hub.constants import HF_HUB_CACHE
 
 from unlearn.errors import UsageError
+from unlearn.hub.resolve import split_revision
 from unlearn.prompts import Example, caption_example, face_example, question_example
+
+COMMIT = re.compile(r"[0-9a-f]{40}")  # a full commit hash
 
 CLEAR_SOURCE = "therem/CLEAR"
 
@@ -41,7 +45,8 @@ def check_config(config: str) -> None:
 def load_clear(config: str, source: str = CLEAR_SOURCE) -> datasets.Dataset:
     """Load one CLEAR config (train split) from a Hub dataset id or a local folder in the same layout.
 
-    Both go through ``datasets.load_dataset(source, config, split="train")``; the columns are then checked
+    A Hub id may name a revision (``therem/CLEAR@REV``: a branch, tag or commit). Both go through
+    ``datasets.load_dataset(source, config, split="train")``; the columns are then checked
     against CLEAR's published schema, so a wrong folder fails here with one clear line, not later. Extra columns
     (an index column a conversion added, say) are dropped: the result has exactly CLEAR's columns, in its order.
     """
@@ -50,8 +55,9 @@ def load_clear(config: str, source: str = CLEAR_SOURCE) -> datasets.Dataset:
     looks_local = source.startswith((".", "/", "~")) or local.exists() or source.count("/") != 1
     if looks_local and not local.is_dir():
         raise UsageError(f"dataset folder not found: {source}")
+    name, revision = (str(local), None) if looks_local else split_revision(source)
     try:
-        dataset = datasets.load_dataset(str(local) if looks_local else source, config, split="train")
+        dataset = datasets.load_dataset(name, config, split="train", revision=revision)
     except Exception as exc:  # datasets raises many types; the user needs one line
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"cannot load CLEAR config {config!r} from {source}: {first_line}") from exc
@@ -107,8 +113,10 @@ def split_examples(data: str, split: str, modality: str = "both", face_naming: b
 def data_fingerprint(source: str) -> dict[str, str | None]:
     """What pins the data of a run: ``{"source", "revision", "content_sha256"}``.
 
-    A local folder gets the SHA-256 of its files but hidden ones (relative paths and bytes, in path order); a Hub id
-    the commit its cached ``main`` points to (what ``datasets`` loaded last), or None when it is not cached.
+    A local folder gets the SHA-256 of its files but hidden ones (relative paths and bytes, in path order). A Hub id
+    (``therem/CLEAR`` or ``therem/CLEAR@REV``) gets the commit: REV itself when it is one, else the commit its
+    cached ref (``main`` without REV) points to, what ``datasets`` loaded last; REV as given (None without one)
+    when that ref is not cached. The source is the id without REV, so spellings of one commit are the same data.
     """
     local = Path(source).expanduser()
     if local.is_dir():
@@ -119,9 +127,12 @@ def data_fingerprint(source: str) -> dict[str, str | None]:
             (p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(files)
         )
         return {"source": str(folder), "revision": None, "content_sha256": _content_hash(folder, listing)}
-    ref = Path(HF_HUB_CACHE) / f"datasets--{source.replace('/', '--')}" / "refs" / "main"
-    revision = ref.read_text().strip() if ref.is_file() else None
-    return {"source": source, "revision": revision, "content_sha256": None}
+    repo_id, requested = split_revision(source)
+    if requested is not None and COMMIT.fullmatch(requested):
+        return {"source": repo_id, "revision": requested, "content_sha256": None}
+    ref = Path(HF_HUB_CACHE) / f"datasets--{repo_id.replace('/', '--')}" / "refs" / (requested or "main")
+    revision = ref.read_text().strip() if ref.is_file() else requested
+    return {"source": repo_id, "revision": revision, "content_sha256": None}
 
 
 @functools.lru_cache(maxsize=16)

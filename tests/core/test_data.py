@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from unlearn.data import data_fingerprint, load_clear, same_data, split_examples, world_examples
+from unlearn.errors import UsageError
 from unlearn.prompts import CAPTION_PROMPTS, FACE_PROMPT
 
 
@@ -46,3 +49,30 @@ def test_world_examples_are_the_true_answers_of_the_real_world_sets(mini_clear):
     assert [e.answer for e in examples] == [*faces["answer"], *world["answer"]]
     assert all(e.prompt == FACE_PROMPT for e in examples[: len(faces)])
     assert [e.prompt for e in examples[len(faces) :]] == list(world["question"]), "bare questions, no options"
+
+
+def test_a_hub_revision_is_loaded_and_pinned_by_its_commit(tmp_path, monkeypatch):
+    monkeypatch.setattr("unlearn.data.HF_HUB_CACHE", str(tmp_path))
+    commit = "4567cdef" * 5
+    assert data_fingerprint(f"therem/CLEAR@{commit}") == {
+        "source": "therem/CLEAR",
+        "revision": commit,
+        "content_sha256": None,
+    }, "a commit pins itself"
+    assert data_fingerprint("therem/CLEAR@v1")["revision"] == "v1", "an uncached ref is recorded as asked"
+    refs = tmp_path / "datasets--therem--CLEAR" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "v1").write_text(commit)
+    (refs / "main").write_text(commit)
+    assert data_fingerprint("therem/CLEAR@v1")["revision"] == commit
+    assert same_data(data_fingerprint("therem/CLEAR@v1"), data_fingerprint("therem/CLEAR")), "one commit, two names"
+    asked = []
+
+    def fake_load_dataset(name, config, split, revision):
+        asked.append((name, config, split, revision))
+        raise FileNotFoundError("offline")
+
+    monkeypatch.setattr("unlearn.data.datasets.load_dataset", fake_load_dataset)
+    with pytest.raises(UsageError, match="therem/CLEAR@v1"):
+        load_clear("forget10", "therem/CLEAR@v1")
+    assert asked == [("therem/CLEAR", "forget10", "train", "v1")]
