@@ -87,6 +87,12 @@ def _inside(name: str, module: str) -> bool:
     return name == module or name.startswith(f"{module}.")
 
 
+def _parents(name: str) -> list[str]:
+    """``a.b.c`` -> ``["a", "a.b"]``: the qualified names of the modules holding ``name``."""
+    parts = name.split(".")
+    return [".".join(parts[:depth]) for depth in range(1, len(parts))]
+
+
 def _qualified_name(model: torch.nn.Module, part: torch.nn.Module, what: str) -> str:
     for name, module in model.named_modules():
         if module is part and name:
@@ -103,9 +109,9 @@ def anatomy(model: PreTrainedModel | PeftModel) -> Anatomy:
         raise UsageError(f"{type(base).__name__} has no projector {row.projector!r} (unlearn/architectures.py)")
     language = _qualified_name(base, base.get_decoder(), "language model")
     vision = _qualified_name(base, base.get_encoder(modality="image"), "vision encoder")
-    lora_layers = [name for name, module in modules.items() if isinstance(module, BaseTunerLayer)]
+    lora_layers = {name for name, module in modules.items() if isinstance(module, BaseTunerLayer)}
     # A LoRA layer already there counts as the linear layer it wraps; its own parts are not layers of the model.
-    every = [name for name in modules if not any(name.startswith(f"{layer}.") for layer in lora_layers)]
+    every = [name for name in modules if not any(parent in lora_layers for parent in _parents(name))]
 
     def linears(inside: str, outside: str | None = None) -> tuple[str, ...]:
         return tuple(

@@ -92,12 +92,13 @@ def disable_cpu_weight_repacking(model: torch.nn.Module) -> None:
 FULL_PRECISION = "none"  # the value that asks for full precision where the default is a recorded quantization
 
 
-def recorded_option(adapter: str | None, name: str) -> object:
-    """The option ``name`` the adapter's ``run_config.json`` records; None without an adapter, file or option."""
-    if adapter is None:
+def recorded_option(folder: str | None, name: str) -> object:
+    """The option ``name`` the ``run_config.json`` of ``folder`` (an adapter or a fine-tuned model: a folder or
+    Hub id) records; None without a folder, file or option."""
+    if folder is None:
         return None
     try:
-        return json.loads((Path(resolve(adapter)) / "run_config.json").read_text(encoding="utf-8")).get(name)
+        return json.loads((Path(resolve(folder)) / "run_config.json").read_text(encoding="utf-8")).get(name)
     except (UsageError, OSError, ValueError):
         return None
 

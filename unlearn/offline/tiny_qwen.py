@@ -78,6 +78,25 @@ def _text_config(tokenizer: PreTrainedTokenizerFast, spec: TinySpec) -> dict[str
     }
 
 
+def _random_model(
+    config_class: type,
+    model_class: type[PreTrainedModel],
+    vision: dict[str, Any],
+    tokenizer: PreTrainedTokenizerFast,
+    spec: TinySpec,
+    seed: int,
+) -> PreTrainedModel:
+    """``model_class`` with random weights from ``seed``: the ``vision`` config and the shared tiny text model."""
+    config = config_class(
+        vision_config=vision,
+        text_config=_text_config(tokenizer, spec),
+        tie_word_embeddings=False,
+        **_token_ids(tokenizer),
+    )
+    torch.manual_seed(seed)
+    return model_class(config)
+
+
 def build_qwen2_vl(tokenizer: PreTrainedTokenizerFast, spec: TinySpec, seed: int) -> PreTrainedModel:
     """A randomly initialised Qwen2-VL sized by ``spec``."""
     vision = {
@@ -90,14 +109,7 @@ def build_qwen2_vl(tokenizer: PreTrainedTokenizerFast, spec: TinySpec, seed: int
         "spatial_merge_size": MERGE,
         "temporal_patch_size": TEMPORAL_PATCH,
     }
-    config = Qwen2VLConfig(
-        vision_config=vision,
-        text_config=_text_config(tokenizer, spec),
-        tie_word_embeddings=False,
-        **_token_ids(tokenizer),
-    )
-    torch.manual_seed(seed)
-    return Qwen2VLForConditionalGeneration(config)
+    return _random_model(Qwen2VLConfig, Qwen2VLForConditionalGeneration, vision, tokenizer, spec, seed)
 
 
 def build_qwen2_5_vl(tokenizer: PreTrainedTokenizerFast, spec: TinySpec, seed: int) -> PreTrainedModel:
@@ -114,31 +126,20 @@ def build_qwen2_5_vl(tokenizer: PreTrainedTokenizerFast, spec: TinySpec, seed: i
         "window_size": spec.patch_size * MERGE * 2,
         "fullatt_block_indexes": [spec.vision_layers - 1],
     }
-    config = Qwen2_5_VLConfig(
-        vision_config=vision,
-        text_config=_text_config(tokenizer, spec),
-        tie_word_embeddings=False,
-        **_token_ids(tokenizer),
+    return _random_model(Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, vision, tokenizer, spec, seed)
+
+
+def _family(name: str, processor_class: type[ProcessorMixin], build_model: Any) -> TinyFamily:
+    return TinyFamily(
+        name=name,
+        special_tokens=SPECIAL_TOKENS,
+        extra_tokens=EXTRA_TOKENS,
+        scaffold=("user", "assistant"),
+        newline_tokens=True,
+        build_processor=lambda tokenizer, spec: _processor(processor_class, tokenizer, spec),
+        build_model=build_model,
     )
-    torch.manual_seed(seed)
-    return Qwen2_5_VLForConditionalGeneration(config)
 
 
-QWEN2_VL = TinyFamily(
-    name="qwen2_vl",
-    special_tokens=SPECIAL_TOKENS,
-    extra_tokens=EXTRA_TOKENS,
-    scaffold=("user", "assistant"),
-    newline_tokens=True,
-    build_processor=lambda tokenizer, spec: _processor(Qwen2VLProcessor, tokenizer, spec),
-    build_model=build_qwen2_vl,
-)
-QWEN2_5_VL = TinyFamily(
-    name="qwen2_5_vl",
-    special_tokens=SPECIAL_TOKENS,
-    extra_tokens=EXTRA_TOKENS,
-    scaffold=("user", "assistant"),
-    newline_tokens=True,
-    build_processor=lambda tokenizer, spec: _processor(Qwen2_5_VLProcessor, tokenizer, spec),
-    build_model=build_qwen2_5_vl,
-)
+QWEN2_VL = _family("qwen2_vl", Qwen2VLProcessor, build_qwen2_vl)
+QWEN2_5_VL = _family("qwen2_5_vl", Qwen2_5_VLProcessor, build_qwen2_5_vl)
