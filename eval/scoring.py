@@ -14,7 +14,7 @@ from peft import PeftModel
 from transformers import BatchFeature, PreTrainedModel, ProcessorMixin
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from unlearn.collate import IGNORE_INDEX, generation_batch, training_batch
+from unlearn.collate import IGNORE_INDEX, answer_texts, generation_batch, prompt_texts, training_batch
 from unlearn.prompts import Example
 
 
@@ -62,23 +62,115 @@ def _shared_image_inputs(model: PreTrainedModel | PeftModel, batch: BatchFeature
     batch["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=per_row)}
 
 
-@torch.no_grad()
-def answer_losses(
+SCORING_MODES = ("prefix", "per_option", "full")
+
+
+def _prompt_positions(model: PreTrainedModel | PeftModel, batch: BatchFeature) -> torch.Tensor:
+    """Position ids of a left-padded prompt batch, as one right-padded forward would give its real tokens:
+    ``cumsum(mask) - 1`` (``(rows, length)``), or Qwen2-VL's 3-D M-RoPE positions (``(3, rows, length)``) for
+    prompts with images."""
+    inner = getattr(_base(model), "model", None)
+    if hasattr(inner, "get_rope_index") and "image_grid_thw" in batch:
+        wanted = inspect.signature(inner.get_rope_index).parameters
+        inputs = {key: value for key, value in batch.items() if key in wanted}
+        return inner.get_rope_index(**inputs)[0]
+    return (batch["attention_mask"].long().cumsum(dim=-1) - 1).clamp(min=0)
+
+
+def answer_token_ids(processor: ProcessorMixin, examples: list[Example]) -> list[list[int]]:
+    """The labelled tokens of each example (its answer and the token ending it), as ``training_batch`` labels them:
+    the tokens of prompt+answer after those of the prompt. Image placeholders are single special tokens, so the
+    text is tokenized without expanding them."""
+    tokenizer = processor.tokenizer
+    fulls = tokenizer(answer_texts(processor, examples), add_special_tokens=False)["input_ids"]
+    prompts = tokenizer(prompt_texts(processor, examples), add_special_tokens=False)["input_ids"]
+    answers = []
+    for full, prompt in zip(fulls, prompts, strict=True):
+        if full[: len(prompt)] != prompt:
+            raise ValueError("the tokenized prompt is not a prefix of the tokenized prompt and answer")
+        answers.append(full[len(prompt) :])
+    return answers
+
+
+def _prefix_shared_losses(
     model: PreTrainedModel | PeftModel, processor: ProcessorMixin, groups: list[list[Example]]
 ) -> list[list[float]]:
-    """Mean answer NLL of every example, all in one forward pass; ``groups`` holds the answers of each sample.
+    """:func:`answer_losses` with each group's prompt (and image) run once: its key/value cache serves every answer.
+
+    One prefill pass runs the groups' prompts, padded on the left, at the positions a right-padded full sequence
+    gives them; it yields the cache and the logits predicting each answer's first token. Then one pass per answer
+    index runs only the answer tokens of every group after the cache (positions continuing the prompt's), and the
+    cache is cropped back to the prompts. A group with fewer answers repeats its last one (the result is dropped).
+    """
+    batch = _on_device(model, generation_batch(processor, [group[0] for group in groups]))
+    positions = _prompt_positions(model, batch)
+    prefill = model(**batch, position_ids=positions, use_cache=True, logits_to_keep=1)
+    cache, first = prefill.past_key_values, prefill.logits[:, -1].float().log_softmax(dim=-1)
+    following = positions.reshape(-1, *positions.shape[-2:]).amax(dim=(0, 2)) + 1  # each row's next position
+    answers = [answer_token_ids(processor, group) for group in groups]
+    losses: list[list[float]] = [[] for _ in groups]
+    for index in range(max(len(group) for group in groups)):
+        ids = [group_answers[min(index, len(group_answers) - 1)] for group_answers in answers]
+        width = max(len(row) for row in ids)
+        tokens = torch.full((len(ids), width), processor.tokenizer.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, row_ids in enumerate(ids):
+            tokens[row, : len(row_ids)], mask[row, : len(row_ids)] = torch.tensor(row_ids), 1
+        tokens, mask = tokens.to(model.device), mask.to(model.device)
+        step = following[:, None] + torch.arange(width, device=model.device)
+        predicts = torch.zeros_like(mask, dtype=torch.bool)
+        predicts[:, :-1] = mask[:, 1:].bool()
+        logits = model(
+            input_ids=tokens,
+            attention_mask=torch.cat([batch["attention_mask"], mask], dim=1),
+            position_ids=step.expand(*positions.shape[:-2], -1, -1) if positions.ndim == 3 else step,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=predicts,
+        ).logits.float()
+        cache.crop(-width)
+        later = torch.nn.functional.cross_entropy(logits, tokens[:, 1:][mask[:, 1:].bool()], reduction="none")
+        rows = predicts.nonzero()[:, 0]
+        total = torch.zeros(len(ids), device=later.device).index_add_(0, rows, later)
+        total -= first.gather(1, tokens[:, :1]).squeeze(1)
+        mean = (total / mask.sum(dim=1)).tolist()
+        for group, group_losses in enumerate(losses):
+            if index < len(groups[group]):
+                group_losses.append(mean[group])
+    return losses
+
+
+@torch.no_grad()
+def answer_losses(
+    model: PreTrainedModel | PeftModel,
+    processor: ProcessorMixin,
+    groups: list[list[Example]],
+    scoring: str = "prefix",
+) -> list[list[float]]:
+    """Mean answer NLL of every example; ``groups`` holds the answers of each sample (one prompt and image each).
 
     ``loss = sum_t -log p(y_t | y_<t, prompt, image) / T`` over the labelled tokens (the answer and the
-    token that ends it). All examples of a group must share one prompt and image: where the model allows it
-    (:func:`shares_image_features`) and every example has an image, the image is encoded once per group. Logits
-    are computed only at the positions that predict a label.
+    token that ends it). ``scoring`` says how, each giving the same losses (to float rounding):
+
+    - ``prefix`` (default): a group's prompt and image run once, and only the answer tokens run per answer, on the
+      prompt's key/value cache (:func:`_prefix_shared_losses`);
+    - ``per_option``: every answer as prompt+answer, the image encoded once per group where the model takes image
+      features (:func:`shares_image_features`);
+    - ``full``: every answer as its own sequence with its own image encoding (how CLEAR's and open-unlearning's
+      evaluators score).
+
+    Logits are computed only at the positions that predict a label.
     """
+    if scoring not in SCORING_MODES:
+        raise ValueError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORING_MODES)}")
+    if scoring == "prefix":
+        return _prefix_shared_losses(model, processor, groups)
     examples = [example for group in groups for example in group]
     owners = [g for g, group in enumerate(groups) for _ in group]
     batch = _on_device(model, training_batch(processor, examples))
     labels = batch.pop("labels")
     with_images = all(example.image is not None for example in examples)
-    if with_images and shares_image_features(model):
+    if scoring == "per_option" and with_images and shares_image_features(model):
         _shared_image_inputs(model, batch, owners)
     predicts = torch.zeros_like(labels, dtype=torch.bool)
     predicts[:, :-1] = labels[:, 1:] != IGNORE_INDEX
