@@ -1,7 +1,11 @@
-"""Benchmark the evaluator: the same evaluation as a one-sample loop and batched, checked equal, both timed.
+"""Benchmark scoring: the same answers scored three ways, checked equal, timed, and set against the FLOP floor.
 
-python -m scripts.bench_eval                      # tiny model and mini-CLEAR built in a temporary folder
-python -m scripts.bench_eval --model M --data D --batch_size 16 --tasks forget_caption,retain_face
+python -m scripts.bench_eval                      # tiny LLaVA and mini-CLEAR built in a temporary folder
+python -m scripts.bench_eval --model M --data D --quantization 4bit --tasks forget_caption,real_faces --max_samples 4
+
+The three ways (``eval.scoring.SCORING_MODES``): ``full`` (every answer as its own sequence with its own image
+encoding, as CLEAR's and open-unlearning's evaluators score), ``per_option`` (the image encoded once per sample, the
+prompt run per answer) and ``prefix`` (the prompt and image run once, the answers on its key/value cache).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from eval.bench import benchmark
+from eval.bench import AGREEMENT, ScoringBench, bench_samples, benchmark_scoring
 from eval.tasks import TASKS
 from unlearn.errors import UsageError, run_cli
 from unlearn.models import load_model
@@ -22,65 +26,80 @@ from unlearn.offline.mini_clear import write_mini_clear
 from unlearn.offline.tiny_model import write_tiny_model
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_eval", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.bench_eval",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--model", help="model folder or Hub id (default: a tiny LLaVA built on --data)")
     parser.add_argument("--data", help="CLEAR folder or Hub id (default: a mini-CLEAR built in a temporary folder)")
-    parser.add_argument("--persons", type=int, default=20, help="persons of the built mini-CLEAR (default: 20)")
-    parser.add_argument("--images_per_person", type=int, default=4, help="images per person (default: 4)")
-    parser.add_argument("--forget", default="forget10", help="forget split (default: forget10)")
+    parser.add_argument("--quantization", choices=["4bit", "8bit"], help="load the model quantized")
+    parser.add_argument("--persons", type=int, default=20, help="persons of the built mini-CLEAR")
+    parser.add_argument("--images_per_person", type=int, default=4, help="images per person of the built mini-CLEAR")
+    parser.add_argument("--forget", default="forget10", help="forget split")
     parser.add_argument("--tasks", help=f"comma-separated tasks (default: all of {','.join(TASKS)})")
-    parser.add_argument("--max_samples", type=int, help="first N samples of each task (default: all)")
-    parser.add_argument("--batch_size", type=int, default=32, help="samples per batch when batched (default: 32)")
-    parser.add_argument("--repeats", type=int, default=1, help="time each mode this many times, keep the best")
+    parser.add_argument("--max_samples", type=int, default=8, help="first N samples of each task")
+    parser.add_argument("--batch_size", type=int, default=8, help="samples per scoring call")
+    parser.add_argument("--repeats", type=int, default=1, help="time each way this many times, keep the best")
     parser.add_argument(
         "--threads",
         type=int,
         default=1,
-        help="torch CPU threads (default: 1; the tiny model's matrices gain nothing from more, and on a shared CPU "
-        "extra threads make every call much slower)",
+        help="torch CPU threads (the tiny model's matrices gain nothing from more, and on a shared CPU extra threads "
+        "make every call much slower; give a real-width model the machine's cores)",
     )
-    parser.add_argument("--output_dir", help="folder for both runs' outputs and bench.json (default: temporary)")
-    return parser.parse_args(argv)
+    parser.add_argument("--out", help="also write the figures to this JSON file")
+    return parser
+
+
+def print_result(result: ScoringBench) -> None:
+    print(
+        f"samples: {result.samples}, answers: {result.answers} "
+        f"(mean {result.prompt_tokens:.0f} prompt tokens per sample, {result.answer_tokens:.1f} tokens per answer)"
+    )
+    print(f"{'scoring':11} {'seconds':>9} {'GFLOP':>10} {'GFLOP/s':>8} {'x floor':>8} {'vs full':>8}")
+    for mode, seconds in result.seconds.items():
+        flops = result.flops[mode]
+        print(
+            f"{mode:11} {seconds:9.3f} {flops / 1e9:10.1f} {flops / seconds / 1e9:8.1f} "
+            f"{result.times_floor(mode):8.2f} {result.speedup(mode):7.2f}x"
+        )
+    print(f"{'floor':11} {result.floor_seconds:9.3f} {result.floor_flops / 1e9:10.1f}  (its FLOPs at the best rate)")
+    verdict = "agree" if result.agree else "DISAGREE"
+    print(f"largest loss difference between the ways: {result.max_loss_difference:.2e} ({verdict}, limit {AGREEMENT})")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.repeats < 1 or args.threads < 1:
-        raise UsageError("--repeats and --threads must be at least 1")
+    args = build_parser().parse_args(argv)
+    if min(args.repeats, args.threads, args.max_samples, args.batch_size) < 1:
+        raise UsageError("--repeats, --threads, --max_samples and --batch_size must be at least 1")
     if args.model and not args.data:
         raise UsageError("--model needs --data")
+    tasks = [name.strip() for name in args.tasks.split(",")] if args.tasks else list(TASKS)
+    unknown = [name for name in tasks if name not in TASKS]
+    if unknown:
+        raise UsageError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)}")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
         data = args.data or str(write_mini_clear(Path(tmp) / "mini_clear", args.persons, 0, args.images_per_person))
         model_path = args.model or str(write_tiny_model(data, Path(tmp) / "tiny_model"))
-        model, processor = load_model(model_path)
-        out = Path(args.output_dir or Path(tmp) / "runs")
-        tasks = [name.strip() for name in args.tasks.split(",")] if args.tasks else None
-        result = benchmark(
-            model,
-            processor,
-            data,
-            out,
-            batch_size=args.batch_size,
-            repeats=args.repeats,
-            forget=args.forget,
-            tasks=tasks,
-            max_samples=args.max_samples,
-        )
-        report = {**asdict(result), "speedup": result.speedup, "settings": vars(args), "model": model_path}
-        if args.output_dir:
-            (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"samples: {result.samples} (threads: {args.threads}, batch size: {args.batch_size})")
-    print(f"one-sample loop: {result.loop_seconds:.2f} s")
-    print(f"batched:         {result.batched_seconds:.2f} s")
-    print(f"speed-up:        {result.speedup:.1f}x")
-    print(f"largest loss difference: {result.max_loss_difference:.2e}")
-    if result.problems:
-        print(f"MISMATCH: {len(result.problems)} differences, first: {result.problems[0]}")
-        return 1
-    print("outputs agree: losses within 1e-5, identical generations and prompts")
-    return 0
+        model, processor = load_model(model_path, args.quantization)
+        samples = bench_samples(data, args.forget, tasks, args.max_samples)
+        result = benchmark_scoring(model, processor, samples, args.batch_size, args.repeats)
+    print(f"model: {model_path} ({args.quantization or str(model.dtype).removeprefix('torch.')}); tasks: {tasks}")
+    print_result(result)
+    if args.out:
+        report = {
+            **asdict(result),
+            "floor_seconds": result.floor_seconds,
+            "times_floor": {mode: result.times_floor(mode) for mode in result.seconds},
+            "speedup_over_full": {mode: result.speedup(mode) for mode in result.seconds},
+            "settings": {**vars(args), "tasks": tasks},
+            "model": model_path,
+        }
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0 if result.agree else 1
 
 
 if __name__ == "__main__":
