@@ -2,7 +2,8 @@
 
 Every task turns rows into :class:`Sample` objects (a prompt with its image, the answers to score, the true one
 first), turns a sample's losses and generation into one JSON-ready record, and computes its figures from the records
-alone, so ``summary.json`` can always be recomputed from the ``<task>.jsonl`` files.
+alone, so ``summary.json`` can always be recomputed from the ``<task>.jsonl`` files. A sample's image is a reference
+to its row (:func:`unlearn.data.lazy_rows`), decoded only when its batch is built: listing samples costs no pixels.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from eval.metrics import (
     truth_ratio,
     truth_ratio_score,
 )
-from unlearn.data import RETAIN_OF
+from unlearn.data import RETAIN_OF, lazy_rows
 from unlearn.prompts import (
     Example,
     answer_options,
@@ -97,7 +98,7 @@ class CaptionTask(Task):
     """
 
     def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
-        for i, row in enumerate(rows):
+        for i, row in enumerate(lazy_rows(rows)):
             answers = (row["caption"], row["paraphrased_caption"], *row["perturbed_captions"])
             yield Sample(i, caption_example(row), answers)
 
@@ -145,7 +146,7 @@ class OptionsTask(Task):
     """
 
     def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
-        for i, row in enumerate(rows):
+        for i, row in enumerate(lazy_rows(rows)):
             if "perturbed_names" in row:
                 example, options = face_example(row), answer_options(row["name"], list(row["perturbed_names"]))
             else:
@@ -190,9 +191,8 @@ class TextTask(Task):
         return [i for i, question in enumerate(rows["question"]) if question]
 
     def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
-        for i in self._question_rows(rows):
-            row = rows[i]
-            if row["image"] is None:
+        for i, row in enumerate(lazy_rows(rows)):
+            if row["question"] and row["image"] is None:
                 yield Sample(i, question_example(row), (row["answer"],))
 
     def references(self, rows: datasets.Dataset) -> list[str]:

@@ -4,22 +4,29 @@ Labels are computed on the token ids *after* the processor expanded each image p
 tokens, so they line up with what the model sees: -100 everywhere except the answer tokens and the token that ends
 the answer. That is the template's own end of turn where it writes one (Qwen2-VL's ``<|im_end|>``), else the
 end-of-sequence token (LLaVA-1.5's template ends an answer with a space only): see :func:`answer_end`.
+
+Images are decoded here, when a batch is built (an example may only refer to its dataset row), each distinct image
+object once per batch even when several examples share it (a sample's answer options do).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
+from PIL import Image
 from transformers import BatchFeature, ProcessorMixin
 
-from unlearn.prompts import Example, chat_messages
+from unlearn.prompts import Example, chat_messages, decode_image
 
 IGNORE_INDEX = -100
 
 
-def _images(examples: list[Example]) -> list[Any] | None:
-    images = [example.image.convert("RGB") for example in examples if example.image is not None]
+def _images(examples: list[Example]) -> list[Image.Image] | None:
+    """The examples' images in RGB, decoded now; None when no example has one."""
+    decoded: dict[int, Image.Image] = {}  # by object identity: a sample's answers share one image object
+    for example in examples:
+        if example.image is not None and id(example.image) not in decoded:
+            decoded[id(example.image)] = decode_image(example.image).convert("RGB")
+    images = [decoded[id(example.image)] for example in examples if example.image is not None]
     return images or None
 
 

@@ -1,19 +1,25 @@
 """Load the CLEAR benchmark (a Hub id or a local folder in the Hub layout), check its schema, and list a split's
-training examples: captions and names of its images, answers to its text questions."""
+training examples: captions and names of its images, answers to its text questions.
+
+Examples refer to their images (:class:`unlearn.prompts.RowImage`) instead of holding them: the rows stay in the
+memory-mapped dataset and an image is decoded only when a batch is built, so memory does not grow with the split.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import datasets
 from huggingface_hub.constants import HF_HUB_CACHE
 
 from unlearn.errors import UsageError
 from unlearn.hub.resolve import split_revision
-from unlearn.prompts import Example, caption_example, face_example, question_example
+from unlearn.prompts import Example, RowImage, caption_example, face_example, question_example
 
 COMMIT = re.compile(r"[0-9a-f]{40}")  # a full commit hash
 
@@ -67,19 +73,34 @@ def load_clear(config: str, source: str = CLEAR_SOURCE) -> datasets.Dataset:
     return dataset.select_columns(list(CLEAR_CONFIGS[config]))
 
 
+def lazy_rows(rows: datasets.Dataset | Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The rows in order; from a Dataset, each ``image`` a :class:`RowImage` (None where the row has none) instead of
+    a decoded image. Only the other columns and the image column's null mask are read then, no image byte.
+
+    Rows that are already dicts (a list of them, say) are given as they are.
+    """
+    if not isinstance(rows, datasets.Dataset) or "image" not in rows.column_names:
+        yield from rows
+        return
+    images = rows.select_columns(["image"])
+    present = images.with_format("arrow")["image"].is_valid().to_pylist()
+    for index, (row, has_image) in enumerate(zip(rows.remove_columns("image"), present, strict=True)):
+        yield {**row, "image": RowImage(images, index) if has_image else None}
+
+
 def visual_examples(data: str, split: str, face_naming: bool = False) -> list[Example]:
     """For each image of ``split``: describe it (-> caption), and with ``face_naming`` also name the person.
 
     CLEAR trains on captions and text answers only (face recognition is an evaluation task); ``face_naming`` adds
     ``FACE_PROMPT -> name`` examples, which optimise the face task directly, so its figures are no longer CLEAR's.
     """
-    rows = load_clear(split, data)
+    rows = lazy_rows(load_clear(split, data))
     return [example for row in rows for example in (caption_example(row), *([face_example(row)] * face_naming))]
 
 
 def text_examples(data: str, split: str) -> list[Example]:
     """The text-only question-answer rows of ``split+tofu`` (TOFU's questions about the same persons)."""
-    rows = load_clear(f"{split}+tofu", data)
+    rows = lazy_rows(load_clear(f"{split}+tofu", data))
     return [question_example(row) for row in rows if row["image"] is None and row["question"]]
 
 
@@ -88,7 +109,7 @@ def world_examples(data: str, configs: list[str]) -> list[Example]:
     ``real_world`` (question -> answer), each with its image."""
     examples: list[Example] = []
     for config in configs:
-        rows = load_clear(config, data)
+        rows = lazy_rows(load_clear(config, data))
         examples += [face_example(row) if config == "real_faces" else question_example(row) for row in rows]
     return examples
 

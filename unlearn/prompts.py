@@ -5,15 +5,21 @@ run sees exactly the same prompt for the same row (no unseeded random choice).
 
 Refusal answers ("I don't know") for questions about forgotten persons, used by IDK and DPO, are chosen the same way:
 by a stable hash of the prompt and answer, so a refusal is the same on every run and never contains the forget answer.
+
+An example's image is a PIL image or a :class:`RowImage`, a reference to a dataset row that is decoded only when a
+batch is built (:func:`decode_image`), so a split's examples hold no pixels.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    import datasets
 
 # CLEAR's caption questions (``IMAGE_CAPTION_QUESTIONS`` in the paper's mm/dataset.py), picked per row by a stable
 # hash instead of its unseeded random.choice.
@@ -33,12 +39,30 @@ FACE_PROMPT = "The name of the person on the image is "
 
 
 @dataclass(frozen=True)
+class RowImage:
+    """The image of row ``index`` of ``rows``, left undecoded in the (memory-mapped) dataset until :meth:`decode`."""
+
+    rows: datasets.Dataset = field(repr=False)  # compared by identity: the same dataset object
+    index: int
+    column: str = "image"
+
+    def decode(self) -> Image.Image:
+        """The row's image, decoded now (only this row's image is read)."""
+        return self.rows[self.index][self.column]
+
+
+def decode_image(image: Image.Image | RowImage) -> Image.Image:
+    """A PIL image: ``image`` itself, or a :class:`RowImage` decoded now."""
+    return image.decode() if isinstance(image, RowImage) else image
+
+
+@dataclass(frozen=True)
 class Example:
-    """One prompt (optionally with an image) and its answer."""
+    """One prompt (optionally with an image: a PIL image or a lazy :class:`RowImage`) and its answer."""
 
     prompt: str
     answer: str
-    image: Image.Image | None = None
+    image: Image.Image | RowImage | None = None
 
     def with_answer(self, answer: str) -> Example:
         """The same prompt and image with another answer (paraphrased, perturbed, refusal...)."""
