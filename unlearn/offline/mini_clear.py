@@ -4,6 +4,9 @@ Invented persons with procedurally drawn faces (PIL only), captions and TOFU-sty
 into forget and retain sets exactly like CLEAR's 21 configs. The result is a folder that
 ``unlearn.data.load_clear(config, folder)`` loads like the Hub dataset; nothing else needs to know it is synthetic.
 Everything is drawn from ``seed``: the same arguments give byte-identical files.
+
+With CLEAR's own 200 persons the defaults are CLEAR's scale (:func:`image_counts`): its 3,768 images with its forget
+splits' row counts, and 20 text questions per person.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import io
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +32,14 @@ REAL_FACES = 10
 REAL_FACE_IMAGES = 2
 REAL_WORLD_SCENES = 20
 PERTURBED = 3  # perturbed captions and perturbed names per row
+IMAGES_PER_PERSON, QUESTIONS_PER_PERSON = 5, 4  # the defaults, but at CLEAR's scale
+# CLEAR's scale, the defaults at its 200 persons: therem/CLEAR's row counts. Its images per group of persons, from the
+# first person to the last: retain90's 180 persons hold 3,389, forget10's other 10 hold 191, forget05's other 8 hold
+# 153 and forget01's 2 hold 35, so full has 3,768, forget10 379, forget05 188 and forget01 35; 20 questions each.
+CLEAR_PERSONS = 200
+CLEAR_IMAGE_GROUPS = ((180, 3389), (10, 191), (8, 153), (2, 35))
+CLEAR_QUESTIONS = 20
+CLEAR_RETAIN_PERTURBED = 395  # CLEAR's retain_perturbed rows: a larger retain90 is thinned to this many
 _CANVAS = 128  # images are drawn at this size, then resized to the image size (box-filtered when smaller)
 _PARQUET = "train-00000-of-00001.parquet"
 
@@ -456,16 +468,22 @@ def _image(data: bytes) -> dict[str, bytes | None]:
     return {"bytes": data, "path": None}
 
 
-def person_image_rows(
-    world: World, images_per_person: int, seed: int, image_size: int = IMAGE_SIZE
-) -> list[list[dict]]:
-    """Per person, its image rows with every column any person config uses."""
+def image_counts(persons: int, images_per_person: int | None = None) -> list[int]:
+    """Images of each person: ``images_per_person`` each; unset, IMAGES_PER_PERSON each, or at CLEAR_PERSONS CLEAR's
+    own counts (CLEAR_IMAGE_GROUPS, each group's images spread evenly over its persons: 17 to 20 each)."""
+    if images_per_person is not None or persons != CLEAR_PERSONS:
+        return [IMAGES_PER_PERSON if images_per_person is None else images_per_person] * persons
+    return [(k + 1) * images // size - k * images // size for size, images in CLEAR_IMAGE_GROUPS for k in range(size)]
+
+
+def person_image_rows(world: World, images: Sequence[int], seed: int, image_size: int = IMAGE_SIZE) -> list[list[dict]]:
+    """Per person, its ``images[i]`` image rows with every column any person config uses."""
     rng = random.Random(f"mini-clear/{seed}/faces")
     rows = []
     for i, person in enumerate(world.persons):
         slots = caption_slots(person.name, person.look)
         person_rows = []
-        for k in range(images_per_person):
+        for k in range(images[i]):
             template, paraphrase = TEMPLATES[(i + k) % len(TEMPLATES)]
             person_rows.append(
                 {
@@ -536,6 +554,8 @@ def config_rows(
     split = config.removesuffix("+tofu").removesuffix("_perturbed")
     split = {"default": "full", "retain": "retain90"}.get(split, split)
     rows = [row for i in members[split] for row in image_rows[i]]
+    if config == "retain_perturbed" and len(rows) > CLEAR_RETAIN_PERTURBED:  # evenly spaced rows, every person kept
+        rows = [rows[k * len(rows) // CLEAR_RETAIN_PERTURBED] for k in range(CLEAR_RETAIN_PERTURBED)]
     if config.endswith("+tofu"):
         rows = [{**row, "question": None, "answer": None} for row in rows]
         rows += [
@@ -562,7 +582,7 @@ def features_of(config: str) -> datasets.Features:
 def dataset_card(
     persons: int,
     seed: int,
-    images_per_person: int,
+    images: Sequence[int],
     questions_per_person: int,
     rows: dict[str, int],
     digests: dict[str, str],
@@ -571,8 +591,10 @@ def dataset_card(
     """README.md whose ``configs:`` front matter lets ``datasets.load_dataset(folder, config)`` find the files.
 
     ``dataset_info`` carries each file's digest: datasets keys its cache of a local folder on the YAML alone,
-    not on the files, so without it a folder regenerated with another seed would load the old rows.
+    not on the files, so without it a folder regenerated with another seed would load the old rows. ``images``: each
+    person's image count (the command names ``--images-per-person`` when all are equal, else they are CLEAR's).
     """
+    uniform = len(set(images)) == 1
     lines = ["---", "configs:"]
     for config in CLEAR_CONFIGS:
         lines += [f"- config_name: {config}", "  data_files:", "  - split: train", f'    path: "{config_path(config)}"']
@@ -589,7 +611,8 @@ def dataset_card(
         "and schema, made offline by `scripts.make_mini_clear`:",
         "",
         f"    python -m scripts.make_mini_clear --out DIR --persons {persons} --seed {seed} "
-        + f"--images-per-person {images_per_person} --questions-per-person {questions_per_person}"
+        + (f"--images-per-person {images[0]} " if uniform else "")
+        + f"--questions-per-person {questions_per_person}"
         + (f" --image-size {image_size}" if image_size != IMAGE_SIZE else ""),
         "",
         "All persons, names, faces and facts are invented and procedurally drawn; none refers to a real person.",
@@ -597,6 +620,7 @@ def dataset_card(
         f"Persons: {persons}; forgotten in forget01/05/10: {sizes['forget01']}/{sizes['forget05']}/"
         + f"{sizes['forget10']} (the last persons, so the splits are nested).",
         "",
+        *(() if uniform else (f"Images per person: {min(images)} to {max(images)}, CLEAR's row counts.", "")),
         "| config | rows |",
         "|---|---|",
         *(f"| {c} | {n} |" for c, n in rows.items()),
@@ -613,11 +637,11 @@ def count_rows(out: str | Path) -> dict[str, int]:
 
 
 def _check_arguments(
-    out: Path, persons: int, images_per_person: int, questions_per_person: int, image_size: int
+    out: Path, persons: int, images_per_person: int | None, questions_per_person: int, image_size: int
 ) -> None:
     if not 2 <= persons <= MAX_PERSONS:
         raise UsageError(f"persons must be between 2 and {MAX_PERSONS} (a forget and a retain person), got {persons}")
-    if not 1 <= images_per_person <= 100:
+    if images_per_person is not None and not 1 <= images_per_person <= 100:
         raise UsageError(f"images per person must be between 1 and 100, got {images_per_person}")
     if not 1 <= questions_per_person <= len(FACTS):
         raise UsageError(f"questions per person must be between 1 and {len(FACTS)}, got {questions_per_person}")
@@ -631,24 +655,29 @@ def write_mini_clear(
     out: str | Path,
     persons: int = 20,
     seed: int = 0,
-    images_per_person: int = 5,
-    questions_per_person: int = 4,
+    images_per_person: int | None = None,
+    questions_per_person: int | None = None,
     image_size: int = IMAGE_SIZE,
 ) -> Path:
     """Write a mini-CLEAR (README.md + one parquet per config, the Hub layout) into ``out``; return its path.
 
-    Images are ``image_size`` pixels square; the image size changes no drawn content and no other row.
+    Images are ``image_size`` pixels square; the image size changes no drawn content and no other row. Unset,
+    ``images_per_person`` and ``questions_per_person`` are IMAGES_PER_PERSON and QUESTIONS_PER_PERSON, or at CLEAR's
+    200 persons CLEAR's own counts (:func:`image_counts`, CLEAR_QUESTIONS).
 
     The last max(1, round(XX% of persons)) persons form forgetXX and the others retain(100-XX); see split_persons.
     """
     out = Path(out).expanduser()
+    if questions_per_person is None:
+        questions_per_person = CLEAR_QUESTIONS if persons == CLEAR_PERSONS else QUESTIONS_PER_PERSON
     _check_arguments(out, persons, images_per_person, questions_per_person, image_size)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
     world = invent_world(persons, seed, questions_per_person)
-    image_rows = person_image_rows(world, images_per_person, seed, image_size)
+    images = image_counts(persons, images_per_person)
+    image_rows = person_image_rows(world, images, seed, image_size)
     rows = {}
     bars_were_off = datasets.utils.are_progress_bars_disabled()
     datasets.utils.disable_progress_bars()  # 21 "Creating parquet" bars say nothing useful
@@ -664,6 +693,6 @@ def write_mini_clear(
         if not bars_were_off:
             datasets.utils.enable_progress_bars()
     digests = {c: hashlib.sha256((out / config_path(c)).read_bytes()).hexdigest()[:16] for c in CLEAR_CONFIGS}
-    card = dataset_card(persons, seed, images_per_person, questions_per_person, rows, digests, image_size)
+    card = dataset_card(persons, seed, images, questions_per_person, rows, digests, image_size)
     (out / "README.md").write_text(card, encoding="utf-8")
     return out
