@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -15,6 +16,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, ProcessorMixin
 
 from eval.composites import RESAMPLES, bootstrap_intervals, composite_scores
+from eval.estimate import LONG_EVALUATION_BATCHES, describe, estimate_seconds, probe, task_plan
 from eval.logs import TRUTH_RATIO_TASK, read_records, read_summary, write_records, write_summary
 from eval.metrics import distribution_similarity, forget_quality
 from eval.scoring import answer_losses, generate, reference_length
@@ -47,7 +49,13 @@ class EvalArguments:
     tasks: str | None = field(
         default=None, metadata={"help": f"comma-separated subset of {','.join(TASKS)}; all when omitted"}
     )
-    max_samples: int | None = field(default=None, metadata={"help": "evaluate only the first N samples of each task"})
+    max_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "evaluate only the first N samples of each task; CLEAR's papers evaluate the first 300 "
+            "(--max_samples 300), all when omitted"
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "samples per forward pass (with all their answer options)"})
     max_new_tokens: int | None = field(
         default=None,
@@ -182,6 +190,27 @@ def run_task(
     return records
 
 
+def announce(
+    model: PreTrainedModel | PeftModel,
+    processor: ProcessorMixin,
+    samples: dict[str, list[Sample]],
+    batch_size: int,
+    lengths: dict[str, int],
+) -> None:
+    """Print what the evaluation will do (:mod:`eval.estimate`); a long one (``LONG_EVALUATION_BATCHES``) is first
+    timed on one batch of its first task for an estimate of its duration."""
+    plans = [
+        task_plan(name, task_samples, batch_size, lengths[name], TASKS[name].generates)
+        for name, task_samples in samples.items()
+    ]
+    seconds = None
+    if sum(plan.batches for plan in plans) >= LONG_EVALUATION_BATCHES:
+        probed = next((plan for plan in plans if plan.max_new_tokens), plans[0])  # a generating task, if any
+        timing = probe(model, processor, samples[probed.name][:batch_size], probed.max_new_tokens)
+        seconds = estimate_seconds(plans, timing)
+    print(describe(plans, seconds), file=sys.stderr, flush=True)
+
+
 def _model_name(model: PreTrainedModel | PeftModel) -> str:
     base = model.get_base_model() if isinstance(model, PeftModel) else model
     return str(base.config._name_or_path)
@@ -227,17 +256,22 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
-        for name in tasks:
+        samples: dict[str, list[Sample]] = {}
+        for name in tasks:  # samples refer to their rows: images are decoded batch by batch
             task = TASKS[name]
             config = task.config(forget)
             if config not in rows:
                 rows[config] = load_clear(config, data)
-            samples = list(islice(task.samples(rows[config]), max_samples))
-            if not samples:
+            samples[name] = list(islice(task.samples(rows[config]), max_samples))
+            if not samples[name]:
                 raise UsageError(f"task {name} has no samples in {data} config {config}")
             longest = reference_length(processor, task.references(rows[config]))
             lengths[name] = max_new_tokens or longest + GENERATION_MARGIN
-            records[name] = run_task(model, processor, task, samples, batch_size, lengths[name], loop, progress)
+        if progress:
+            announce(model, processor, samples, 1 if loop else batch_size, lengths)
+        for name in tasks:
+            task = TASKS[name]
+            records[name] = run_task(model, processor, task, samples[name], batch_size, lengths[name], loop, progress)
             write_records(out, name, records[name])
             figures[name] = task.figures(records[name])
     finally:
