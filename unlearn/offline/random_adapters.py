@@ -33,10 +33,7 @@ def write_random_adapters(
     folders = []
     for index, run_config in enumerate(run_configs):
         folder = Path(out) / f"adapter-{index + 1}"
-        with torch.no_grad():
-            for name, parameter in model.named_parameters():
-                if "lora_B" in name:
-                    parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+        randomize_lora(model, generator, std)
         model.save_pretrained(folder, safe_serialization=True)
         processor.save_pretrained(folder)
         (folder / "run_config.json").write_text(json.dumps({"model": base, **run_config}, indent=2), encoding="utf-8")
@@ -45,3 +42,12 @@ def write_random_adapters(
             (folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         folders.append(folder)
     return folders
+
+
+@torch.no_grad()
+def randomize_lora(model: torch.nn.Module, generator: torch.Generator, std: float = 0.5) -> None:
+    """Draw every ``lora_B`` weight of ``model`` from ``N(0, std^2)`` (on the CPU, so a seed gives the same weights
+    on any device)."""
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
