@@ -1,7 +1,8 @@
 """Benchmark the data path's memory: building the training set of full+tofu, building a forget10 unlearning run's
-forget/retain sets, and one epoch of training batches through the collator and a real processor, each in a fresh
-process, with lazy images (as the library builds them) and with every image decoded up front (``eager``: how the
-examples held their images before lazy data, rebuilt here for the comparison only).
+forget/retain sets, one epoch of training batches through the collator and a real processor, and listing every
+evaluation task's samples (a task at a time, as the evaluator does), each in a fresh process. Each step runs with lazy
+images (as the library builds them) and with every image decoded up front (``eager``: how examples held their images
+before lazy data, rebuilt here for the comparison only).
 
 python -m scripts.bench_data                          # writes the 200-person 512 px mini-CLEAR to a temp folder
 python -m scripts.bench_data --data DIR --processor ../shared/models/llava-1.5-7b-hf --modes lazy
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from eval.tasks import TASKS
 from unlearn.architectures import PixelBudget
 from unlearn.collate import TrainingCollator
 from unlearn.data import load_clear
@@ -37,7 +39,7 @@ from unlearn.training.runs import finetune_examples, forget_retain_examples
 
 GIB = 1024**3
 MODES = ("eager", "lazy")
-STEPS = ("train_set", "unlearn_sets", "epoch")
+STEPS = ("train_set", "unlearn_sets", "epoch", "eval_samples")
 REAL_LLAVA = Path(__file__).resolve().parents[2] / "shared" / "models" / "llava-1.5-7b-hf"
 
 
@@ -82,6 +84,17 @@ def decoded(examples: list[Example]) -> list[Example]:
 def run_step(step: str, mode: str, data: str, processor: str, batch_size: int, work: str) -> tuple[int, str]:
     """Run ``step``: the number of things it built and their unit (all alive until it returns)."""
     prepare = decoded if mode == "eager" else list
+    if step == "eval_samples":
+        listed, rows = 0, {}
+        for task in TASKS.values():  # like the evaluator: one task's samples at a time, each config loaded once
+            config = task.config("forget10")
+            if config not in rows:
+                rows[config] = load_clear(config, data)
+            samples = list(task.samples(rows[config]))
+            examples = prepare([sample.example for sample in samples])
+            samples = [replace(sample, example=example) for sample, example in zip(samples, examples, strict=True)]
+            listed += len(samples)
+        return listed, f"samples ({len(TASKS)} tasks)"
     if step == "unlearn_sets":
         config = UnlearnConfig(model="-", data=data, method="llmu", output_dir=work, report_to="none")
         forget, retain = (prepare(examples) for examples in forget_retain_examples(config))
