@@ -8,6 +8,8 @@ the attention mask. Both therefore give the same numbers as one example at a tim
 from __future__ import annotations
 
 import inspect
+import itertools
+from dataclasses import dataclass
 
 import torch
 from peft import PeftModel
@@ -92,52 +94,91 @@ def answer_token_ids(processor: ProcessorMixin, examples: list[Example]) -> list
     return answers
 
 
+@dataclass(frozen=True)
+class PackedAnswers:
+    """Every answer of each group side by side in one row: ``tokens`` (pad after the last answer), ``answer``
+    (which answer of the group a position holds; -1 for padding) and ``offset`` (the token's place in its answer)."""
+
+    tokens: torch.Tensor
+    answer: torch.Tensor
+    offset: torch.Tensor
+
+    @classmethod
+    def of(cls, answers: list[list[list[int]]], pad: int) -> PackedAnswers:
+        width = max(sum(len(ids) for ids in group) for group in answers)
+        tokens = torch.full((len(answers), width), pad, dtype=torch.long)
+        answer = torch.full((len(answers), width), -1, dtype=torch.long)
+        offset = torch.zeros((len(answers), width), dtype=torch.long)
+        for row, group in enumerate(answers):
+            start = 0
+            for index, ids in enumerate(group):
+                place = slice(start, start + len(ids))
+                tokens[row, place], answer[row, place] = torch.tensor(ids), index
+                offset[row, place] = torch.arange(len(ids))
+                start += len(ids)
+        return cls(tokens, answer, offset)
+
+    def attention(self, prompt_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The additive 4-D mask ``(rows, 1, width, prompt + width)``: a token sees the prompt's tokens and the
+        tokens of its own answer up to itself (padding sees the prompt only)."""
+        own = (self.answer[:, :, None] == self.answer[:, None, :]) & (self.answer[:, :, None] >= 0)
+        causal = torch.ones(self.answer.shape[1], self.answer.shape[1], dtype=torch.bool).tril()
+        prompt = prompt_mask.bool()[:, None, :].expand(-1, self.answer.shape[1], -1)
+        seen = torch.cat([prompt, own & causal.to(own.device)], dim=2)
+        return torch.zeros(seen.shape, dtype=dtype, device=seen.device).masked_fill(~seen, torch.finfo(dtype).min)[
+            :, None
+        ]
+
+    def predicts(self) -> torch.Tensor:
+        """Positions whose next position holds the next token of the same answer."""
+        following = torch.zeros_like(self.answer, dtype=torch.bool)
+        following[:, :-1] = (self.answer[:, 1:] == self.answer[:, :-1]) & (self.answer[:, :-1] >= 0)
+        return following
+
+    def to(self, device: torch.device) -> PackedAnswers:
+        return PackedAnswers(self.tokens.to(device), self.answer.to(device), self.offset.to(device))
+
+
 def _prefix_shared_losses(
     model: PreTrainedModel | PeftModel, processor: ProcessorMixin, groups: list[list[Example]]
 ) -> list[list[float]]:
     """:func:`answer_losses` with each group's prompt (and image) run once: its key/value cache serves every answer.
 
-    One prefill pass runs the groups' prompts, padded on the left, at the positions a right-padded full sequence
-    gives them; it yields the cache and the logits predicting each answer's first token. Then one pass per answer
-    index runs only the answer tokens of every group after the cache (positions continuing the prompt's), and the
-    cache is cropped back to the prompts. A group with fewer answers repeats its last one (the result is dropped).
+    Two passes. The first runs the groups' prompts, padded on the left, at the positions a right-padded full
+    sequence gives them; it yields the cache and the logits predicting every answer's first token. The second runs
+    all the answers of each group side by side after that cache (:class:`PackedAnswers`): each answer at the
+    positions continuing its prompt, seeing the prompt and its own earlier tokens only, so every answer token is
+    computed as in its own full sequence.
     """
     batch = _on_device(model, generation_batch(processor, [group[0] for group in groups]))
     positions = _prompt_positions(model, batch)
     prefill = model(**batch, position_ids=positions, use_cache=True, logits_to_keep=1)
-    cache, first = prefill.past_key_values, prefill.logits[:, -1].float().log_softmax(dim=-1)
+    first = prefill.logits[:, -1].float().log_softmax(dim=-1)
     following = positions.reshape(-1, *positions.shape[-2:]).amax(dim=(0, 2)) + 1  # each row's next position
     answers = [answer_token_ids(processor, group) for group in groups]
-    losses: list[list[float]] = [[] for _ in groups]
-    for index in range(max(len(group) for group in groups)):
-        ids = [group_answers[min(index, len(group_answers) - 1)] for group_answers in answers]
-        width = max(len(row) for row in ids)
-        tokens = torch.full((len(ids), width), processor.tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for row, row_ids in enumerate(ids):
-            tokens[row, : len(row_ids)], mask[row, : len(row_ids)] = torch.tensor(row_ids), 1
-        tokens, mask = tokens.to(model.device), mask.to(model.device)
-        step = following[:, None] + torch.arange(width, device=model.device)
-        predicts = torch.zeros_like(mask, dtype=torch.bool)
-        predicts[:, :-1] = mask[:, 1:].bool()
-        logits = model(
-            input_ids=tokens,
-            attention_mask=torch.cat([batch["attention_mask"], mask], dim=1),
-            position_ids=step.expand(*positions.shape[:-2], -1, -1) if positions.ndim == 3 else step,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=predicts,
-        ).logits.float()
-        cache.crop(-width)
-        later = torch.nn.functional.cross_entropy(logits, tokens[:, 1:][mask[:, 1:].bool()], reduction="none")
-        rows = predicts.nonzero()[:, 0]
-        total = torch.zeros(len(ids), device=later.device).index_add_(0, rows, later)
-        total -= first.gather(1, tokens[:, :1]).squeeze(1)
-        mean = (total / mask.sum(dim=1)).tolist()
-        for group, group_losses in enumerate(losses):
-            if index < len(groups[group]):
-                group_losses.append(mean[group])
-    return losses
+    packed = PackedAnswers.of(answers, processor.tokenizer.pad_token_id or 0).to(model.device)
+    step = following[:, None] + packed.offset
+    predicts = packed.predicts()
+    logits = model(
+        input_ids=packed.tokens,
+        attention_mask=packed.attention(batch["attention_mask"], model.dtype),
+        position_ids=step.expand(*positions.shape[:-2], -1, -1) if positions.ndim == 3 else step,
+        past_key_values=prefill.past_key_values,
+        use_cache=True,
+        logits_to_keep=predicts,
+    ).logits.float()
+    targets = packed.tokens[:, 1:][predicts[:, :-1]]
+    nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    # Each answer's slot in the flat list of answers: its group's first slot plus its index in the group.
+    firsts = torch.tensor([0, *itertools.accumulate(len(group) for group in groups)][:-1], device=nll.device)
+    slot = firsts[:, None] + packed.answer
+    starts = (packed.offset == 0) & (packed.answer >= 0)
+    total = torch.zeros(sum(len(group) for group in groups), device=nll.device)
+    total.index_add_(0, slot[predicts], nll)
+    total.index_add_(0, slot[starts], -first[starts.nonzero()[:, 0]].gather(1, packed.tokens[starts][:, None])[:, 0])
+    lengths = torch.tensor([len(ids) for group in answers for ids in group], device=nll.device)
+    flat = (total / lengths).tolist()
+    return [flat[start : start + len(group)] for start, group in zip(firsts.tolist(), groups, strict=True)]
 
 
 @torch.no_grad()

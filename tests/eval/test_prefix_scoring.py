@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from eval.scoring import SCORING_MODES, answer_losses, answer_token_ids
+from eval.scoring import SCORING_MODES, PackedAnswers, answer_losses, answer_token_ids
 from eval.tasks import TASKS
-from unlearn.collate import IGNORE_INDEX, training_batch
+from unlearn.collate import IGNORE_INDEX, generation_batch, training_batch
 from unlearn.data import load_clear
 from unlearn.models import load_model
 
@@ -49,7 +49,7 @@ def test_prefix_scoring_matches_in_4bit(family_model, mini_clear):
 
 
 def test_groups_of_different_sizes_keep_their_own_answers(loaded, mini_clear):
-    """A group with fewer answers repeats its last one inside the passes; the result keeps only its own."""
+    """Groups with 1, 2 and all their answers in one batch each get their own answers' losses."""
     model, processor = loaded
     groups = task_groups(mini_clear, "real_faces")
     groups = [groups[0], groups[1][:1], groups[2][:2]]
@@ -60,22 +60,39 @@ def test_groups_of_different_sizes_keep_their_own_answers(loaded, mini_clear):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
 
 
-def test_the_prompt_runs_once_per_sample(loaded, mini_clear):
-    """One pass holds every prompt; the passes after it hold answer tokens only (no image, no prompt)."""
+def test_the_prompt_runs_once_per_sample_and_the_answers_once_after_it(loaded, mini_clear):
+    """Two passes: one row per sample with its prompt, then one row per sample holding all its answers' tokens."""
     model, processor = loaded
     groups = task_groups(mini_clear, "retain_face")
-    lengths = []
+    shapes = []
     hook = model.get_decoder().register_forward_pre_hook(
-        lambda module, args, kwargs: lengths.append(kwargs["inputs_embeds"].shape[:2]), with_kwargs=True
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["inputs_embeds"].shape[:2])), with_kwargs=True
     )
     try:
         answer_losses(model, processor, groups, scoring="prefix")
     finally:
         hook.remove()
-    longest_answer = max(len(ids) for group in groups for ids in answer_token_ids(processor, group))
-    assert len(lengths) == 1 + max(len(group) for group in groups)
-    assert lengths[0][0] == len(groups), "the prefill holds one row per sample"
-    assert all(rows == len(groups) and width <= longest_answer for rows, width in lengths[1:])
+    prompts = generation_batch(processor, [group[0] for group in groups])["input_ids"].shape[1]
+    answers = max(sum(len(ids) for ids in answer_token_ids(processor, group)) for group in groups)
+    assert shapes == [(len(groups), prompts), (len(groups), answers)]
+
+
+def test_packed_answers_see_the_prompt_and_their_own_earlier_tokens_only():
+    packed = PackedAnswers.of([[[5, 6], [7, 8, 9]], [[4]]], pad=0)
+    assert packed.tokens.tolist() == [[5, 6, 7, 8, 9], [4, 0, 0, 0, 0]]
+    assert packed.answer.tolist() == [[0, 0, 1, 1, 1], [0, -1, -1, -1, -1]]
+    assert packed.offset.tolist() == [[0, 1, 0, 1, 2], [0, 0, 0, 0, 0]]
+    prompt_mask = torch.tensor([[0, 1], [1, 1]])  # the first prompt is left-padded
+    seen = packed.attention(prompt_mask, torch.float32)[:, 0] == 0
+    assert seen[0].int().tolist() == [
+        [0, 1, 1, 0, 0, 0, 0],  # answer 0, token 0: the prompt and itself
+        [0, 1, 1, 1, 0, 0, 0],
+        [0, 1, 0, 0, 1, 0, 0],  # answer 1, token 0: the prompt and itself, not answer 0
+        [0, 1, 0, 0, 1, 1, 0],
+        [0, 1, 0, 0, 1, 1, 1],
+    ]
+    assert seen[1, 1].int().tolist() == [1, 1, 0, 0, 0, 0, 0], "padding sees the prompt only (no empty row)"
+    assert packed.predicts().int().tolist() == [[1, 0, 1, 1, 0], [0, 0, 0, 0, 0]]
 
 
 def test_answer_token_ids_are_the_labelled_tokens(loaded, mini_clear):
