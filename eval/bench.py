@@ -108,18 +108,17 @@ def benchmark_scoring(
     repeats: int = 1,
     modes: tuple[str, ...] = SCORING_MODES,
 ) -> ScoringBench:
-    """Score ``samples`` every way in ``modes`` (best of ``repeats``, after a one-batch warm-up each) and compare
-    every way's losses with the first's."""
+    """Score ``samples`` every way in ``modes`` (best of ``repeats``, the ways taking turns, after a one-sample
+    warm-up each) and compare every way's losses with the first's."""
     model.eval()
-    seconds, losses = {}, {}
     for mode in modes:
         _score(model, processor, samples[:1], 1, mode)
-        best = float("inf")
-        for _ in range(repeats):
+    seconds, losses = dict.fromkeys(modes, float("inf")), {}
+    for _ in range(repeats):  # the ways take turns, so a change in the machine's load reaches each of them
+        for mode in modes:
             start = time.perf_counter()
             losses[mode] = _score(model, processor, samples, batch_size, mode)
-            best = min(best, time.perf_counter() - start)
-        seconds[mode] = best
+            seconds[mode] = min(seconds[mode], time.perf_counter() - start)
     flat = {mode: np.concatenate([np.asarray(group, dtype=float) for group in losses[mode]]) for mode in modes}
     worst = max((np.abs(flat[mode] - flat[modes[0]]).max() for mode in modes[1:]), default=0.0)
     size = model_size(model)
