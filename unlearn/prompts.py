@@ -47,7 +47,7 @@ class RowImage:
     column: str = "image"
 
     def decode(self) -> Image.Image:
-        """The row's image, decoded now (only this row's image is read)."""
+        """The row's image, decoded now (only this row is read)."""
         return self.rows[self.index][self.column]
 
 
