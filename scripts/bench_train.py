@@ -122,7 +122,7 @@ def _run_method(settings: dict[str, Any]) -> BenchResult:
     steps = timer.seconds[1:] or timer.seconds  # the first step includes one-off setup
     return BenchResult(
         config.method,
-        peak_memory_bytes(),
+        max(peak_memory_bytes(), phases.load_peak),  # a GPU's peak was reset when training began
         statistics.mean(steps),
         phases.load_peak,
         phases.train_peak,
@@ -225,9 +225,9 @@ def check_cpu_memory(args: argparse.Namespace) -> None:
     config = load_config(args.config, [*args.override, *layers])
     need, available = cpu_run_bytes(model_shape(config)), available_memory()
     if need > available:
-        what = f"{max(args.layers)} language layers" if args.layers else "it"
+        what = f" with {max(args.layers)} language layers" if args.layers else ""
         raise UsageError(
-            f"{args.config} with {what} needs about {need / GIB:.1f} GiB of memory on the CPU (float32 checkpoint, "
+            f"{args.config}{what} needs about {need / GIB:.1f} GiB of memory on the CPU (float32 checkpoint, "
             f"4-bit training) and {available / GIB:.1f} GiB is available: it needs a CUDA GPU, fewer --layers or "
             "--override to shrink it"
         )
@@ -237,9 +237,8 @@ def print_results(results: list[BenchResult], args: argparse.Namespace) -> None:
     cpu = not torch.cuda.is_available()
     device = "CPU (anonymous memory; file-backed apart)" if cpu else torch.cuda.get_device_name()
     print(f"device: {device}; quantization: {args.quantization or 'none'}; {args.steps} steps per method")
-    print(
-        f"{'layers':>6} {'method':10} {'load GiB':>9} {'train GiB':>10} {'file GiB':>9} {'peak GiB':>9} {'s/step':>8}"
-    )
+    header = ("layers", "method", "load GiB", "train GiB", "file GiB", "peak GiB", "s/step")
+    print(" ".join(f"{name:>10}" for name in header))
     for r in results:
         layers = "-" if r.layers is None else str(r.layers)
         gib = (r.load_peak_bytes, r.train_peak_bytes, r.file_bytes, r.peak_bytes)
@@ -279,6 +278,8 @@ def memory_model(results: list[BenchResult], args: argparse.Namespace) -> dict[s
         print(f"  npo/ga of the projections: {ratio:.3f}")
     parts = ", ".join(f"{key} {value / GIB:.2f}" for key, value in asdict(gpu).items())
     print(f"analytic estimate, {shape.layers} layers, GPU in bf16: {gpu.total / GIB:.2f} GiB ({parts} GiB)")
+    upcast = gpu.total + gpu.full_precision  # prepare_model_for_kbit_training casts bf16 non-4-bit weights to float32
+    print(f"  with PEFT's float32 copy of the full-precision weights (as add_lora loads today): {upcast / GIB:.2f} GiB")
     anonymous = here.total - here.full_precision if cpu else here.total
     what = "this CPU in float32, anonymous part (no mapped weights, no process)" if cpu else "this GPU"
     print(
@@ -288,7 +289,7 @@ def memory_model(results: list[BenchResult], args: argparse.Namespace) -> dict[s
     return {
         "layers_projected": shape.layers,
         "fits": fits,
-        "analytic_gpu_bf16": asdict(gpu) | {"total": gpu.total},
+        "analytic_gpu_bf16": asdict(gpu) | {"total": gpu.total, "total_with_peft_float32_upcast": upcast},
         "analytic_here": {"total": anonymous, "per_layer": per_layer},
     }
 
