@@ -79,3 +79,25 @@ def recovery(relearned: float, unlearned: float, vanilla: float) -> float | None
     brought back (1: all of it); None, not a number, when unlearning removed nothing (``vanilla == unlearned``)."""
     gap = vanilla - unlearned
     return None if gap == 0 else (relearned - unlearned) / gap
+
+
+ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+
+
+def attack_scores(
+    token_logprobs: np.ndarray, mu: np.ndarray, sigma: np.ndarray, text: str, k: float = 0.2
+) -> dict[str, float]:
+    """Every attack's membership score of one answer (``text`` is the answer, for zlib)."""
+    return {
+        "loss": loss_score(token_logprobs),
+        "zlib": zlib_score(token_logprobs, text),
+        "min_k": min_k_score(token_logprobs, k),
+        "min_k_plus_plus": min_k_plus_plus_score(token_logprobs, mu, sigma, k),
+    }
+
+
+def attack_aucs(members: list[dict[str, float]], non_members: list[dict[str, float]]) -> dict[str, float]:
+    """Each attack's :func:`membership_auc` of ``members`` against ``non_members`` (lists of :func:`attack_scores`)."""
+    return {
+        attack: membership_auc([s[attack] for s in members], [s[attack] for s in non_members]) for attack in ATTACKS
+    }

@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 from eval.membership import (
+    ATTACKS,
+    attack_aucs,
+    attack_scores,
     loss_score,
     membership_auc,
     min_k_plus_plus_score,
@@ -65,3 +68,20 @@ def test_relative_gap_and_recovery():
     assert recovery(relearned=0.5, unlearned=0.1, vanilla=0.9) == pytest.approx(0.5)
     assert recovery(relearned=0.9, unlearned=0.1, vanilla=0.9) == pytest.approx(1.0)
     assert recovery(relearned=0.3, unlearned=0.4, vanilla=0.4) is None, "nothing was removed: undefined, not a number"
+
+
+def test_attack_scores_hold_every_attack_of_one_answer():
+    mu, sigma = np.zeros(5), np.ones(5)
+    scores = attack_scores(LOGPROBS, mu, sigma, "a b", k=0.2)
+    assert list(scores) == list(ATTACKS)
+    assert scores["loss"] == pytest.approx(-1.6) and scores["min_k"] == pytest.approx(-4.0)
+    assert scores["min_k_plus_plus"] == pytest.approx(-4.0), "mu 0 and sigma 1 leave the log-probabilities as they are"
+    assert scores["zlib"] == pytest.approx(-1.6 / len(zlib.compress(b"a b")))
+
+
+def test_attack_aucs_separate_members_per_attack():
+    members = [dict.fromkeys(ATTACKS, 2.0), dict.fromkeys(ATTACKS, 3.0)]
+    non_members = [dict.fromkeys(ATTACKS, 1.0), {**dict.fromkeys(ATTACKS, 1.0), "loss": 2.5}]
+    aucs = attack_aucs(members, non_members)
+    # loss: pairs (2,1) win, (2,2.5) loss, (3,1) win, (3,2.5) win -> 3/4; the others separate fully
+    assert aucs == {"loss": 0.75, "zlib": 1.0, "min_k": 1.0, "min_k_plus_plus": 1.0}
