@@ -1,0 +1,120 @@
+"""Does the forgetting hold? Robustness probes of an unlearned adapter, beside the vanilla and gold models.
+
+python -m scripts.probe --model VANILLA --adapter ADAPTER --gold GOLD_EVAL_DIR --data D --forget forget10 \
+    --output_dir OUT [--probes membership]
+
+Writes ``OUT/probes.json``: one top-level key per probe, each with the adapter's figures (``model``), the vanilla
+model's in the same precision (``vanilla``) and the gold model's (``gold``: the model its evaluation in
+``GOLD_EVAL_DIR`` recorded), with their sample counts. The file is rewritten after each probe, and a probe already in
+it is not run again, so an interrupted run resumes probe by probe. So far only ``membership`` exists (issue 15).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from eval.logs import read_summary
+from eval.probes import membership_gap, membership_probe, membership_sets
+from unlearn.data import FORGET_SPLITS
+from unlearn.errors import UsageError, run_cli
+from unlearn.models import load_model, precision_of
+
+PROBES = ("membership",)
+PROBES_FILE = "probes.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.probe",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="the vanilla model the adapter was unlearned from")
+    parser.add_argument("--adapter", required=True, help="the unlearned LoRA adapter (folder with run_config.json)")
+    parser.add_argument("--gold", required=True, metavar="GOLD_EVAL_DIR", help="an evaluation folder of the gold model")
+    parser.add_argument("--data", required=True, help="CLEAR: Hub dataset id or local folder")
+    parser.add_argument("--forget", default="forget10", choices=FORGET_SPLITS, help="forget split")
+    parser.add_argument("--output_dir", required=True, help="folder for probes.json (created)")
+    parser.add_argument("--probes", help=f"comma-separated subset of {','.join(PROBES)} (default: all)")
+    parser.add_argument("--max_samples", type=int, help="at most N forget examples, evenly spread (default: all)")
+    parser.add_argument("--k", type=float, default=0.2, help="share of tokens min-k%% and min-k%%++ average over")
+    parser.add_argument("--batch_size", type=int, default=8, help="examples per forward pass")
+    return parser
+
+
+def probe_names(text: str | None) -> list[str]:
+    names = [name.strip() for name in text.split(",")] if text else list(PROBES)
+    unknown = [name for name in names if name not in PROBES]
+    if unknown:
+        raise UsageError(f"unknown probes {unknown}; choose from {', '.join(PROBES)}")
+    return names
+
+
+def check_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    """Refuse bad input before any work; the gold evaluation's summary."""
+    if not Path(args.adapter, "run_config.json").is_file():
+        raise UsageError(f"{args.adapter} has no run_config.json: not an adapter written by scripts.unlearn")
+    if not 0 < args.k <= 1:
+        raise UsageError(f"--k is a share of the tokens in (0, 1], not {args.k}")
+    for name in ("max_samples", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be at least 1, got {value}")
+    gold = read_summary(args.gold)
+    if gold.get("forget_split") != args.forget:
+        raise UsageError(f"the gold evaluation in {args.gold} is on {gold.get('forget_split')}, not {args.forget}")
+    return gold
+
+
+def write_atomically(path: Path, figures: dict[str, Any]) -> None:
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def run_membership(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, Any]:
+    """The membership probe of the adapter, the vanilla model in the adapter's precision, and the gold model in the
+    precision its evaluation used."""
+    sets = membership_sets(args.data, args.forget, args.max_samples)
+    quantization = precision_of(None, args.adapter)
+    gold_quantization = (gold.get("config") or {}).get("quantization")
+    figures = {}
+    for name, (path, adapter, precision) in {
+        "model": (args.model, args.adapter, quantization),
+        "vanilla": (args.model, None, quantization),
+        "gold": (gold["model"], None, gold_quantization),
+    }.items():
+        model, processor = load_model(path, quantization=precision, adapter=adapter)
+        figures[name] = {**membership_probe(model, processor, sets, args.k, args.batch_size), "precision": precision}
+        del model
+    figures["gap_from_gold"] = membership_gap(figures["model"], figures["gold"])
+    return figures
+
+
+RUNNERS = {"membership": run_membership}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    names = probe_names(args.probes)
+    gold = check_inputs(args)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / PROBES_FILE
+    figures = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    for name in names:
+        if name in figures:
+            print(f"{name}: already in {path}, kept")
+            continue
+        figures[name] = RUNNERS[name](args, gold)
+        write_atomically(path, figures)
+        print(f"{name}: {json.dumps(figures[name])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,93 @@
+"""scripts.probe (membership so far): probes.json for the adapter, vanilla and gold, resuming, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eval.evaluator import evaluate
+from eval.probes import membership_sets, spread
+from scripts import probe
+from unlearn.data import load_clear
+from unlearn.errors import run_cli
+from unlearn.models import load_model
+from unlearn.offline.random_adapters import write_random_adapters
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model, mini_clear, tmp_path_factory):
+    """A gold evaluation folder (the tiny model stands in for gold) and a random adapter with its run_config."""
+    root = tmp_path_factory.mktemp("probe")
+    model, processor = load_model(tiny_model)
+    evaluate(model, processor, mini_clear, tasks=["forget_face"], max_samples=2, bootstrap=0, output_dir=root / "gold")
+    adapter = write_random_adapters(tiny_model, root / "adapters", [{"method": "npo", "forget": "forget10"}])[0]
+    return root, adapter
+
+
+def argv(tiny_model, mini_clear, root, adapter, *extra):
+    return [
+        *("--model", tiny_model, "--adapter", str(adapter), "--gold", str(root / "gold")),
+        *("--data", mini_clear, "--output_dir", str(root / "out"), "--max_samples", "4", *extra),
+    ]
+
+
+def test_spread_picks_evenly_spaced_examples():
+    assert spread(list(range(10)), 4) == [0, 3, 6, 9]
+    assert spread([1, 2], 5) == [1, 2]
+
+
+def test_membership_sets_are_forget_and_as_many_retain_examples(mini_clear):
+    forget, retain = membership_sets(mini_clear, "forget10", max_samples=6)
+    assert len(forget) == len(retain) == 6
+    forget_names = set(load_clear("forget10", mini_clear)["name"])
+    retain_names = set(load_clear("retain90", mini_clear)["name"])
+    captions = [e for e in forget if e.image is not None]
+    assert captions and all(any(name in e.answer for name in forget_names) for e in captions)
+    assert not any(name in e.answer for e in retain for name in forget_names - retain_names)
+
+
+def test_probes_json_holds_model_vanilla_and_gold_with_counts_and_resumes(tiny_model, mini_clear, setup, capsys):
+    root, adapter = setup
+    assert probe.main(argv(tiny_model, mini_clear, root, adapter)) == 0
+    figures = json.loads((root / "out" / "probes.json").read_text())
+    membership = figures["membership"]
+    for name in ("model", "vanilla", "gold"):
+        assert membership[name]["samples"] == {"forget": 4, "retain": 4}
+        assert set(membership[name]["auc"]) == {"loss", "zlib", "min_k", "min_k_plus_plus"}
+        assert all(0.0 <= auc <= 1.0 for auc in membership[name]["auc"].values())
+    assert membership["model"]["auc"] != membership["vanilla"]["auc"], "the random adapter changes the scores"
+    assert membership["vanilla"]["auc"] == membership["gold"]["auc"], "the tiny model is both vanilla and gold here"
+    assert set(membership["gap_from_gold"]) == set(membership["model"]["auc"])
+    capsys.readouterr()
+    before = (root / "out" / "probes.json").read_bytes()
+    assert probe.main(argv(tiny_model, mini_clear, root, adapter)) == 0
+    assert "already in" in capsys.readouterr().out and (root / "out" / "probes.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--probes": "relearn"}, "unknown probes"),
+        ({"--gold": "nowhere"}, "not found"),
+        ({"--k": "0"}, "--k"),
+        ({"--forget": "forget05"}, "is on forget10"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(tiny_model, mini_clear, setup, tmp_path, capsys, change, message):
+    root, adapter = setup
+    args = argv(tiny_model, mini_clear, root, adapter)
+    for flag, value in change.items():
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    assert run_cli(probe.main, args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_an_adapter_without_its_run_config_is_refused(tiny_model, mini_clear, setup, tmp_path, capsys):
+    root, _ = setup
+    assert run_cli(probe.main, argv(tiny_model, mini_clear, root, tmp_path)) == 2
+    assert "run_config.json" in capsys.readouterr().err
