@@ -3,10 +3,14 @@
 python -m scripts.probe --model VANILLA --adapter ADAPTER --gold GOLD_EVAL_DIR --data D --forget forget10 \
     --output_dir OUT [--probes membership]
 
-Writes ``OUT/probes.json``: one top-level key per probe, each with the adapter's figures (``model``), the vanilla
-model's in the same precision (``vanilla``) and the gold model's (``gold``: the model its evaluation in
-``GOLD_EVAL_DIR`` recorded), with their sample counts. The file is rewritten after each probe, and a probe already in
-it is not run again, so an interrupted run resumes probe by probe. So far only ``membership`` exists (issue 15).
+Writes ``OUT/probes.json``, one top-level key per probe, every figure with its sample counts:
+
+- ``membership``: the adapter (``model``), the vanilla model in the same precision (``vanilla``) and the gold model
+  (``gold``: the model its evaluation in ``GOLD_EVAL_DIR`` recorded), and the adapter's gap from gold;
+- ``precision``: per precision (4-bit, 8-bit, merged into full precision) the adapter and vanilla, ``lost_at``.
+ The file is rewritten after each probe, and a probe already in
+it is not run again, so an interrupted run resumes probe by probe. So far ``membership`` and ``precision`` exist
+(issue 15).
 """
 
 from __future__ import annotations
@@ -18,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from eval.logs import read_summary
-from eval.probes import membership_gap, membership_probe, membership_sets
+from eval.probes import membership_gap, membership_probe, membership_sets, precision_probe
 from unlearn.data import FORGET_SPLITS
 from unlearn.errors import UsageError, run_cli
 from unlearn.models import load_model, precision_of
 
-PROBES = ("membership",)
+PROBES = ("membership", "precision")
 PROBES_FILE = "probes.json"
 
 
@@ -40,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--forget", default="forget10", choices=FORGET_SPLITS, help="forget split")
     parser.add_argument("--output_dir", required=True, help="folder for probes.json (created)")
     parser.add_argument("--probes", help=f"comma-separated subset of {','.join(PROBES)} (default: all)")
-    parser.add_argument("--max_samples", type=int, help="at most N forget examples, evenly spread (default: all)")
+    parser.add_argument(
+        "--max_samples",
+        type=int,
+        help="membership: at most N forget examples, evenly spread; precision: the first N samples of each task "
+        "(default: all)",
+    )
     parser.add_argument("--k", type=float, default=0.2, help="share of tokens min-k%% and min-k%%++ average over")
     parser.add_argument("--batch_size", type=int, default=8, help="examples per forward pass")
     return parser
@@ -95,7 +104,13 @@ def run_membership(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, 
     return figures
 
 
-RUNNERS = {"membership": run_membership}
+def run_precision(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, Any]:
+    """The precision probe; its evaluations go to ``OUT/precision/<precision>/<model|vanilla>``."""
+    out = Path(args.output_dir) / "precision"
+    return precision_probe(args.model, args.adapter, args.data, args.forget, out, args.max_samples, args.batch_size)
+
+
+RUNNERS = {"membership": run_membership, "precision": run_precision}
 
 
 def main(argv: list[str] | None = None) -> int:

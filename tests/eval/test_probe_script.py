@@ -7,7 +7,7 @@ import json
 import pytest
 
 from eval.evaluator import evaluate
-from eval.probes import membership_sets, spread
+from eval.probes import PRECISION_TASKS, membership_sets, spread
 from scripts import probe
 from unlearn.data import load_clear
 from unlearn.errors import run_cli
@@ -49,7 +49,7 @@ def test_membership_sets_are_forget_and_as_many_retain_examples(mini_clear):
 
 def test_probes_json_holds_model_vanilla_and_gold_with_counts_and_resumes(tiny_model, mini_clear, setup, capsys):
     root, adapter = setup
-    assert probe.main(argv(tiny_model, mini_clear, root, adapter)) == 0
+    assert probe.main(argv(tiny_model, mini_clear, root, adapter, "--probes", "membership")) == 0
     figures = json.loads((root / "out" / "probes.json").read_text())
     membership = figures["membership"]
     for name in ("model", "vanilla", "gold"):
@@ -61,7 +61,7 @@ def test_probes_json_holds_model_vanilla_and_gold_with_counts_and_resumes(tiny_m
     assert set(membership["gap_from_gold"]) == set(membership["model"]["auc"])
     capsys.readouterr()
     before = (root / "out" / "probes.json").read_bytes()
-    assert probe.main(argv(tiny_model, mini_clear, root, adapter)) == 0
+    assert probe.main(argv(tiny_model, mini_clear, root, adapter, "--probes", "membership")) == 0
     assert "already in" in capsys.readouterr().out and (root / "out" / "probes.json").read_bytes() == before
 
 
@@ -91,3 +91,23 @@ def test_an_adapter_without_its_run_config_is_refused(tiny_model, mini_clear, se
     root, _ = setup
     assert run_cli(probe.main, argv(tiny_model, mini_clear, root, tmp_path)) == 2
     assert "run_config.json" in capsys.readouterr().err
+
+
+def test_the_precision_probe_really_loads_4bit_8bit_and_merged_models(tiny_model, mini_clear, setup, tmp_path):
+    root, adapter = setup
+    out = tmp_path / "precision"
+    args = argv(tiny_model, mini_clear, root, adapter, "--probes", "precision", "--max_samples", "2")
+    args[args.index("--output_dir") + 1] = str(out)
+    assert probe.main(args) == 0
+    figures = json.loads((out / "probes.json").read_text())["precision"]
+    stored = {"4bit": ["uint8"], "8bit": ["int8"], "merged": ["float32"]}  # NF4 packs two weights per byte
+    for precision, dtypes in stored.items():
+        for name in ("model", "vanilla"):
+            run = figures[precision][name]
+            assert run["language_weight_dtypes"] == dtypes, (precision, name)
+            assert run["samples"] == dict.fromkeys(PRECISION_TASKS, 2)
+        with_adapter = figures[precision]["model"]["lora_layers"]
+        assert (with_adapter == 0) == (precision == "merged"), "merged: the adapter is in the weights, no LoRA layer"
+        assert figures[precision]["vanilla"]["lora_layers"] == 0
+        assert isinstance(figures[precision]["lost"], bool)
+    assert figures["lost_at"] == [p for p in ("4bit", "8bit", "merged") if figures[p]["lost"]]
