@@ -7,10 +7,11 @@ Writes ``OUT/probes.json``, one top-level key per probe, every figure with its s
 
 - ``membership``: the adapter (``model``), the vanilla model in the same precision (``vanilla``) and the gold model
   (``gold``: the model its evaluation in ``GOLD_EVAL_DIR`` recorded), and the adapter's gap from gold;
-- ``precision``: per precision (4-bit, 8-bit, merged into full precision) the adapter and vanilla, ``lost_at``.
+- ``precision``: per precision (4-bit, 8-bit, merged into full precision) the adapter and vanilla, ``lost_at``;
+- ``rephrased``: forget-face probability and accuracy under new wordings and altered images, adapter and vanilla.
  The file is rewritten after each probe, and a probe already in
-it is not run again, so an interrupted run resumes probe by probe. So far ``membership`` and ``precision`` exist
-(issue 15).
+it is not run again, so an interrupted run resumes probe by probe. So far ``membership``, ``precision`` and
+``rephrased`` exist (issue 15).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from typing import Any
 
 from eval.logs import read_summary
 from eval.probes import membership_gap, membership_probe, membership_sets, precision_probe
-from unlearn.data import FORGET_SPLITS
+from eval.rephrased import rephrased_figures
+from eval.tasks import TASKS
+from unlearn.data import FORGET_SPLITS, load_clear
 from unlearn.errors import UsageError, run_cli
 from unlearn.models import load_model, precision_of
 
-PROBES = ("membership", "precision")
+PROBES = ("membership", "precision", "rephrased")
 PROBES_FILE = "probes.json"
 
 
@@ -110,7 +113,20 @@ def run_precision(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, A
     return precision_probe(args.model, args.adapter, args.data, args.forget, out, args.max_samples, args.batch_size)
 
 
-RUNNERS = {"membership": run_membership, "precision": run_precision}
+def run_rephrased(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, Any]:
+    """Forget-face figures under new wordings and altered images, for the adapter and vanilla in its precision."""
+    task = TASKS["forget_face"]
+    samples = list(task.samples(load_clear(task.config(args.forget), args.data)))[: args.max_samples]
+    quantization = precision_of(None, args.adapter)
+    figures = {}
+    for name, adapter in (("model", args.adapter), ("vanilla", None)):
+        model, processor = load_model(args.model, quantization=quantization, adapter=adapter)
+        figures[name] = rephrased_figures(model.eval(), processor, samples, args.batch_size)
+        del model
+    return {**figures, "precision": quantization}
+
+
+RUNNERS = {"membership": run_membership, "precision": run_precision, "rephrased": run_rephrased}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import pytest
 
 from eval.evaluator import evaluate
 from eval.probes import PRECISION_TASKS, membership_sets, spread
+from eval.rephrased import VARIANTS
 from scripts import probe
 from unlearn.data import load_clear
 from unlearn.errors import run_cli
@@ -111,3 +112,15 @@ def test_the_precision_probe_really_loads_4bit_8bit_and_merged_models(tiny_model
         assert figures[precision]["vanilla"]["lora_layers"] == 0
         assert isinstance(figures[precision]["lost"], bool)
     assert figures["lost_at"] == [p for p in ("4bit", "8bit", "merged") if figures[p]["lost"]]
+
+
+def test_the_rephrased_probe_covers_every_variant_for_adapter_and_vanilla(tiny_model, mini_clear, setup, tmp_path):
+    root, adapter = setup
+    args = argv(tiny_model, mini_clear, root, adapter, "--probes", "rephrased", "--max_samples", "2")
+    args[args.index("--output_dir") + 1] = str(tmp_path)
+    assert probe.main(args) == 0
+    figures = json.loads((tmp_path / "probes.json").read_text())["rephrased"]
+    for name in ("model", "vanilla"):
+        assert set(figures[name]) == set(VARIANTS)
+        assert all(v["samples"] == 2 and 0 <= v["probability"] <= 1 for v in figures[name].values())
+    assert figures["model"] != figures["vanilla"]
