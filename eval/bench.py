@@ -4,7 +4,7 @@ FLOP floor (``eval.flops``)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,17 @@ class ScoringBench:
     @property
     def agree(self) -> bool:
         return self.max_loss_difference <= AGREEMENT
+
+    def report(self) -> dict[str, Any]:
+        """Every figure, measured and derived, ready for JSON."""
+        return {
+            **asdict(self),
+            "floor_seconds": self.floor_seconds,
+            "times_floor": {mode: self.times_floor(mode) for mode in self.seconds},
+            "speedup_over_full": {mode: self.speedup(mode) for mode in self.seconds},
+            "answers_per_second": {mode: self.answers / seconds for mode, seconds in self.seconds.items()},
+            "agree": self.agree,
+        }
 
 
 def bench_samples(data: str, forget: str, tasks: list[str], max_samples: int | None) -> list[Sample]:

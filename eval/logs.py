@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,18 @@ def read_records(run_dir: str | Path, task: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def write_json(path: Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` to ``path`` as indented JSON, through a ``.partial`` file renamed over it: a crash leaves the
+    previous file whole, never half of the new one."""
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     """Write ``out/summary.json``."""
-    path = out / SUMMARY
-    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return write_json(out / SUMMARY, summary)
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:

@@ -56,13 +56,9 @@ def membership_probe(
 ) -> dict[str, Any]:
     """Each attack's AUC of telling retain (members) from forget examples, with the sample counts and ``k``."""
     forget_examples, retain_examples = sets
-    was_training = model.training
     model.eval()
-    try:
-        forget_scores = answer_attack_scores(model, processor, forget_examples, k, batch_size)
-        retain_scores = answer_attack_scores(model, processor, retain_examples, k, batch_size)
-    finally:
-        model.train(was_training)
+    forget_scores = answer_attack_scores(model, processor, forget_examples, k, batch_size)
+    retain_scores = answer_attack_scores(model, processor, retain_examples, k, batch_size)
     return {
         "auc": attack_aucs(retain_scores, forget_scores),
         "samples": {"forget": len(forget_examples), "retain": len(retain_examples)},

@@ -76,6 +76,7 @@ def rephrased_figures(
     model: PreTrainedModel | PeftModel, processor: ProcessorMixin, samples: list[Sample], batch_size: int = 8
 ) -> dict[str, dict[str, Any]]:
     """Forget-face probability and accuracy of ``samples`` under every variant, with the sample count."""
+    model.eval()
     figures = {}
     for variant in VARIANTS:
         losses = []

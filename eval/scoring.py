@@ -67,6 +67,14 @@ def _shared_image_inputs(model: PreTrainedModel | PeftModel, batch: BatchFeature
 SCORING_MODES = ("prefix", "per_option", "full")
 
 
+def label_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positions that predict a label (``predicts[b, t]``: ``labels[b, t + 1]`` is one) and those labels, in
+    row-major order: the ``logits_to_keep`` mask of a scoring pass and its targets."""
+    predicts = torch.zeros_like(labels, dtype=torch.bool)
+    predicts[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    return predicts, labels[:, 1:][labels[:, 1:] != IGNORE_INDEX]
+
+
 def _prompt_positions(model: PreTrainedModel | PeftModel, batch: BatchFeature) -> torch.Tensor:
     """Position ids of a left-padded prompt batch, as one right-padded forward would give its real tokens:
     ``cumsum(mask) - 1`` (``(rows, length)``), or Qwen2-VL's 3-D M-RoPE positions (``(3, rows, length)``) for
@@ -213,10 +221,8 @@ def answer_losses(
     with_images = all(example.image is not None for example in examples)
     if scoring == "per_option" and with_images and shares_image_features(model):
         _shared_image_inputs(model, batch, owners)
-    predicts = torch.zeros_like(labels, dtype=torch.bool)
-    predicts[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    predicts, targets = label_positions(labels)
     logits = model(**batch, logits_to_keep=predicts, use_cache=False).logits.float()
-    targets = labels[:, 1:][labels[:, 1:] != IGNORE_INDEX]
     token_nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
     rows = predicts.nonzero()[:, 0]
     total = torch.zeros(len(examples), device=token_nll.device).index_add_(0, rows, token_nll)

@@ -11,7 +11,8 @@ from peft import PeftModel
 from transformers import PreTrainedModel, ProcessorMixin
 
 from eval.membership import attack_scores
-from unlearn.collate import IGNORE_INDEX, training_batch
+from eval.scoring import label_positions
+from unlearn.collate import training_batch
 from unlearn.prompts import Example
 
 
@@ -35,10 +36,8 @@ def token_scores(
     """
     batch = training_batch(processor, examples).to(model.device, dtype=model.dtype)
     labels = batch.pop("labels")
-    predicts = torch.zeros_like(labels, dtype=torch.bool)
-    predicts[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    predicts, targets = label_positions(labels)
     log_p = model(**batch, logits_to_keep=predicts, use_cache=False).logits.float().log_softmax(dim=-1)
-    targets = labels[:, 1:][labels[:, 1:] != IGNORE_INDEX]
     chosen = log_p.gather(1, targets[:, None])[:, 0]
     p = log_p.exp()
     mu = (p * log_p).sum(dim=-1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -90,14 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {model_path} ({args.quantization or str(model.dtype).removeprefix('torch.')}); tasks: {tasks}")
     print_result(result)
     if args.out:
-        report = {
-            **asdict(result),
-            "floor_seconds": result.floor_seconds,
-            "times_floor": {mode: result.times_floor(mode) for mode in result.seconds},
-            "speedup_over_full": {mode: result.speedup(mode) for mode in result.seconds},
-            "settings": {**vars(args), "tasks": tasks},
-            "model": model_path,
-        }
+        report = {**result.report(), "settings": {**vars(args), "tasks": tasks}, "model": model_path}
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0 if result.agree else 1
 

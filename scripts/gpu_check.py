@@ -33,6 +33,7 @@ import torch
 
 from eval.bench import bench_samples, benchmark_scoring
 from eval.evaluator import evaluate
+from eval.logs import write_json
 from scripts.bench_train import bench_method, run_settings
 from unlearn.errors import UsageError, run_cli
 from unlearn.models import LoraSettings, add_lora, load_model
@@ -90,7 +91,7 @@ class Report:
     def add(self, step: str, figures: dict[str, Any]) -> None:
         self.figures[step] = figures
         self.figures["seconds"] = time.perf_counter() - self.start
-        self.path.write_text(json.dumps(self.figures, indent=2) + "\n", encoding="utf-8")
+        write_json(self.path, self.figures)
         print(f"{step}: {json.dumps(figures)}", flush=True)
 
 
@@ -111,15 +112,7 @@ def training_figures(model: str, data: str, args: argparse.Namespace, work: Path
 
 def scoring_figures(model: Any, processor: Any, data: str, samples: int) -> dict[str, Any]:
     """The three ways of scoring on the first ``samples`` samples of each of ``SCORING_TASKS``."""
-    result = benchmark_scoring(model, processor, bench_samples(data, "forget10", list(SCORING_TASKS), samples))
-    return {
-        **asdict(result),
-        "floor_seconds": result.floor_seconds,
-        "times_floor": {mode: result.times_floor(mode) for mode in result.seconds},
-        "speedup_over_full": {mode: result.speedup(mode) for mode in result.seconds},
-        "answers_per_second": {mode: result.answers / seconds for mode, seconds in result.seconds.items()},
-        "agree": result.agree,
-    }
+    return benchmark_scoring(model, processor, bench_samples(data, "forget10", list(SCORING_TASKS), samples)).report()
 
 
 def evaluation_figures(model: Any, processor: Any, data: str, args: argparse.Namespace, work: Path) -> dict:

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from eval.logs import read_summary
+from eval.logs import read_summary, write_json
 from eval.probes import membership_gap, membership_probe, membership_sets, precision_probe
 from eval.rephrased import rephrased_figures
 from eval.tasks import TASKS
@@ -82,12 +81,6 @@ def check_inputs(args: argparse.Namespace) -> dict[str, Any]:
     return gold
 
 
-def write_atomically(path: Path, figures: dict[str, Any]) -> None:
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, path)
-
-
 def run_membership(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, Any]:
     """The membership probe of the adapter, the vanilla model in the adapter's precision, and the gold model in the
     precision its evaluation used."""
@@ -121,7 +114,7 @@ def run_rephrased(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, A
     figures = {}
     for name, adapter in (("model", args.adapter), ("vanilla", None)):
         model, processor = load_model(args.model, quantization=quantization, adapter=adapter)
-        figures[name] = rephrased_figures(model.eval(), processor, samples, args.batch_size)
+        figures[name] = rephrased_figures(model, processor, samples, args.batch_size)
         del model
     return {**figures, "precision": quantization}
 
@@ -142,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: already in {path}, kept")
             continue
         figures[name] = RUNNERS[name](args, gold)
-        write_atomically(path, figures)
+        write_json(path, figures)
         print(f"{name}: {json.dumps(figures[name])}")
     return 0
 
