@@ -16,7 +16,7 @@ forget-face probability is back above half of vanilla's there.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from transformers import PreTrainedModel, ProcessorMixin
 
 from eval.evaluator import evaluate
+from eval.logs import write_records
 from eval.membership import ATTACKS, attack_aucs, relative_gap
 from eval.token_scores import answer_attack_scores
 from unlearn.architectures import anatomy
@@ -32,12 +33,14 @@ from unlearn.data import RETAIN_OF, split_examples
 from unlearn.models import load_model
 from unlearn.prompts import Example
 
+T = TypeVar("T")
 
-def spread(examples: list[Example], count: int) -> list[Example]:
-    """``count`` examples at evenly spaced indices (all of them when there are no more)."""
-    if count >= len(examples):
-        return list(examples)
-    return [examples[int(i)] for i in np.linspace(0, len(examples) - 1, count).round()]
+
+def spread(items: list[T], count: int) -> list[T]:
+    """``count`` items at evenly spaced indices (all of them when there are no more)."""
+    if count >= len(items):
+        return list(items)
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, count).round()]
 
 
 def membership_sets(data: str, forget: str, max_samples: int | None = None) -> tuple[list[Example], list[Example]]:
@@ -53,12 +56,22 @@ def membership_probe(
     sets: tuple[list[Example], list[Example]],
     k: float = 0.2,
     batch_size: int = 8,
+    log_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Each attack's AUC of telling retain (members) from forget examples, with the sample counts and ``k``."""
+    """Each attack's AUC of telling retain (members) from forget examples, with the sample counts and ``k``; with
+    ``log_dir``, every example's scores in ``log_dir/forget.jsonl`` and ``log_dir/retain.jsonl``."""
     forget_examples, retain_examples = sets
     model.eval()
     forget_scores = answer_attack_scores(model, processor, forget_examples, k, batch_size)
     retain_scores = answer_attack_scores(model, processor, retain_examples, k, batch_size)
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for name, examples, scores in (
+            ("forget", forget_examples, forget_scores),
+            ("retain", retain_examples, retain_scores),
+        ):
+            records = [{"prompt": e.prompt, "answer": e.answer, **s} for e, s in zip(examples, scores, strict=True)]
+            write_records(log_dir, name, records)
     return {
         "auc": attack_aucs(retain_scores, forget_scores),
         "samples": {"forget": len(forget_examples), "retain": len(retain_examples)},

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from peft import PeftModel
 from PIL import Image, ImageFilter, ImageOps
 from transformers import PreTrainedModel, ProcessorMixin
 
+from eval.logs import write_records
 from eval.metrics import option_accuracy, option_probability
 from eval.scoring import answer_losses
 from eval.tasks import Sample
@@ -73,9 +75,14 @@ def variant_of(sample: Sample, variant: str) -> Sample:
 
 
 def rephrased_figures(
-    model: PreTrainedModel | PeftModel, processor: ProcessorMixin, samples: list[Sample], batch_size: int = 8
+    model: PreTrainedModel | PeftModel,
+    processor: ProcessorMixin,
+    samples: list[Sample],
+    batch_size: int = 8,
+    log_dir: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Forget-face probability and accuracy of ``samples`` under every variant, with the sample count."""
+    """Forget-face probability and accuracy of ``samples`` under every variant, with the sample count; with
+    ``log_dir``, each sample's option losses, probability and correctness in ``log_dir/<variant>.jsonl``."""
     model.eval()
     figures = {}
     for variant in VARIANTS:
@@ -85,6 +92,19 @@ def rephrased_figures(
             losses += answer_losses(model, processor, [sample.scored() for sample in batch])
         widest = max(len(row) for row in losses)
         padded = np.array([row + [np.inf] * (widest - len(row)) for row in losses])  # a missing option never wins
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            shares = option_probability(padded)
+            records = [
+                {
+                    "id": s.id,
+                    "option_losses": row,
+                    "probability": float(p),
+                    "correct": bool(option_accuracy(np.array([r]))),
+                }
+                for s, row, p, r in zip(samples, losses, shares, padded, strict=True)
+            ]
+            write_records(log_dir, variant, records)
         figures[variant] = {
             "probability": float(np.mean(option_probability(padded))),
             "accuracy": option_accuracy(padded),

@@ -1,17 +1,23 @@
 """Does the forgetting hold? Robustness probes of an unlearned adapter, beside the vanilla and gold models.
 
 python -m scripts.probe --model VANILLA --adapter ADAPTER --gold GOLD_EVAL_DIR --data D --forget forget10 \
-    --output_dir OUT [--probes membership]
+    --output_dir OUT [--probes relearning,precision,rephrased,cross_modal,membership] \
+    [--modality_adapters VISUAL_ADAPTER TEXT_ADAPTER]
 
-Writes ``OUT/probes.json``, one top-level key per probe, every figure with its sample counts:
+Writes ``OUT/probes.json``, one top-level key per probe, every figure with its sample counts, and the per-sample
+logs under ``OUT/probes/<probe>/`` (docs/evaluation.md explains each probe and how to read it):
 
-- ``membership``: the adapter (``model``), the vanilla model in the same precision (``vanilla``) and the gold model
-  (``gold``: the model its evaluation in ``GOLD_EVAL_DIR`` recorded), and the adapter's gap from gold;
-- ``precision``: per precision (4-bit, 8-bit, merged into full precision) the adapter and vanilla, ``lost_at``;
-- ``rephrased``: forget-face probability and accuracy under new wordings and altered images, adapter and vanilla.
- The file is rewritten after each probe, and a probe already in
-it is not run again, so an interrupted run resumes probe by probe. So far ``membership``, ``precision`` and
-``rephrased`` exist (issue 15).
+- ``relearning``: the adapter trained further on half of each forget person's images, or on their text answers,
+  for ``--relearn_steps``; face probability and caption ROUGE on what was not relearned, their recovery towards
+  vanilla, and gold relearning the same data as the floor;
+- ``precision``: the adapter and vanilla on a 4-bit base, an 8-bit base and merged into full precision;
+- ``rephrased``: forget-face probability and accuracy under new wordings and altered images;
+- ``cross_modal``: the forget figures of both modalities for adapters unlearned on one (``--modality_adapters``);
+- ``membership``: membership-inference AUCs of the adapter, vanilla and gold, and the adapter's gap from gold.
+
+``probes.json`` is rewritten after each probe and a probe already in it is not run again, so an interrupted run
+resumes probe by probe. With ``--output_dir ADAPTER`` the file lands in the adapter's folder, where the report
+(``scripts.report``) and the model card (``scripts.push``) find it.
 """
 
 from __future__ import annotations
@@ -22,15 +28,25 @@ from pathlib import Path
 from typing import Any
 
 from eval.logs import read_summary, write_json
-from eval.probes import membership_gap, membership_probe, membership_sets, precision_probe
-from eval.rephrased import rephrased_figures
-from eval.tasks import TASKS
-from unlearn.data import FORGET_SPLITS, load_clear
+from eval.relearning import RELEARN_STEPS
+from scripts.probe_runners import RUNNERS, forget_modality, run_config_of
+from unlearn.data import FORGET_SPLITS
 from unlearn.errors import UsageError, run_cli
-from unlearn.models import load_model, precision_of
+from unlearn.models import precision_of
 
-PROBES = ("membership", "precision", "rephrased")
+PROBES = tuple(RUNNERS)
 PROBES_FILE = "probes.json"
+
+
+def steps_list(text: str) -> list[int]:
+    """``1,5,20`` -> ``[1, 5, 20]`` (sorted, each at least 1)."""
+    try:
+        steps = sorted({int(step) for step in text.split(",") if step.strip()})
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of step counts: {text!r}") from exc
+    if not steps or steps[0] < 1:
+        raise argparse.ArgumentTypeError(f"step counts must be at least 1, got {text!r}")
+    return steps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,16 +60,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gold", required=True, metavar="GOLD_EVAL_DIR", help="an evaluation folder of the gold model")
     parser.add_argument("--data", required=True, help="CLEAR: Hub dataset id or local folder")
     parser.add_argument("--forget", default="forget10", choices=FORGET_SPLITS, help="forget split")
-    parser.add_argument("--output_dir", required=True, help="folder for probes.json (created)")
+    parser.add_argument("--output_dir", required=True, help="folder for probes.json and the logs (created)")
     parser.add_argument("--probes", help=f"comma-separated subset of {','.join(PROBES)} (default: all)")
+    parser.add_argument(
+        "--modality_adapters",
+        nargs="*",
+        default=[],
+        metavar="ADAPTER",
+        help="cross_modal: adapters of the same method unlearned with --forget-modality visual or text, one row each "
+        "of the leakage matrix beside --adapter's",
+    )
     parser.add_argument(
         "--max_samples",
         type=int,
-        help="membership: at most N forget examples, evenly spread; precision: the first N samples of each task "
+        help="at most N samples per task (membership: N forget examples; relearning: N probed, evenly spread) "
         "(default: all)",
     )
     parser.add_argument("--k", type=float, default=0.2, help="share of tokens min-k%% and min-k%%++ average over")
     parser.add_argument("--batch_size", type=int, default=8, help="examples per forward pass")
+    parser.add_argument(
+        "--relearn_steps",
+        type=steps_list,
+        default=list(RELEARN_STEPS),
+        help="relearning: optimiser steps after which the figures are taken (comma-separated)",
+    )
+    parser.add_argument("--relearn_lr", type=float, default=1e-4, help="relearning: constant AdamW learning rate")
+    parser.add_argument("--relearn_batch", type=int, default=4, help="relearning: examples per step")
+    parser.add_argument("--seed", type=int, default=0, help="relearning: seed of the batches and new LoRA weights")
     return parser
 
 
@@ -65,67 +98,44 @@ def probe_names(text: str | None) -> list[str]:
     return names
 
 
-def check_inputs(args: argparse.Namespace) -> dict[str, Any]:
+def check_adapter(path: str, forget: str, precision: str | None) -> str:
+    """Refuse a folder that is not an unlearned adapter of ``forget`` in ``precision``; its forget modality."""
+    if not Path(path, "run_config.json").is_file():
+        raise UsageError(f"{path} has no run_config.json: not an adapter written by scripts.unlearn")
+    run_config = run_config_of(path)
+    if run_config.get("forget", forget) != forget:
+        raise UsageError(f"the adapter {path} unlearned {run_config['forget']}, not {forget}")
+    if precision_of(None, path) != precision:
+        raise UsageError(f"the adapter {path} was unlearned in {precision_of(None, path)}, not {precision}")
+    return forget_modality(path)
+
+
+def check_inputs(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     """Refuse bad input before any work; the gold evaluation's summary."""
-    if not Path(args.adapter, "run_config.json").is_file():
-        raise UsageError(f"{args.adapter} has no run_config.json: not an adapter written by scripts.unlearn")
+    precision = precision_of(None, args.adapter) if Path(args.adapter, "run_config.json").is_file() else None
+    modalities = [check_adapter(path, args.forget, precision) for path in [args.adapter, *args.modality_adapters]]
+    if len(set(modalities)) < len(modalities):
+        raise UsageError(f"two adapters unlearned the same modality ({', '.join(modalities)}): one row each")
     if not 0 < args.k <= 1:
         raise UsageError(f"--k is a share of the tokens in (0, 1], not {args.k}")
-    for name in ("max_samples", "batch_size"):
+    for name in ("max_samples", "batch_size", "relearn_batch"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be at least 1, got {value}")
+    if args.relearn_lr <= 0:
+        raise UsageError(f"--relearn_lr must be positive, got {args.relearn_lr}")
+    if args.modality_adapters and "cross_modal" not in names:
+        raise UsageError("--modality_adapters serve the cross_modal probe, which --probes leaves out")
     gold = read_summary(args.gold)
     if gold.get("forget_split") != args.forget:
         raise UsageError(f"the gold evaluation in {args.gold} is on {gold.get('forget_split')}, not {args.forget}")
     return gold
 
 
-def run_membership(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, Any]:
-    """The membership probe of the adapter, the vanilla model in the adapter's precision, and the gold model in the
-    precision its evaluation used."""
-    sets = membership_sets(args.data, args.forget, args.max_samples)
-    quantization = precision_of(None, args.adapter)
-    gold_quantization = (gold.get("config") or {}).get("quantization")
-    figures = {}
-    for name, (path, adapter, precision) in {
-        "model": (args.model, args.adapter, quantization),
-        "vanilla": (args.model, None, quantization),
-        "gold": (gold["model"], None, gold_quantization),
-    }.items():
-        model, processor = load_model(path, quantization=precision, adapter=adapter)
-        figures[name] = {**membership_probe(model, processor, sets, args.k, args.batch_size), "precision": precision}
-        del model
-    figures["gap_from_gold"] = membership_gap(figures["model"], figures["gold"])
-    return figures
-
-
-def run_precision(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, Any]:
-    """The precision probe; its evaluations go to ``OUT/precision/<precision>/<model|vanilla>``."""
-    out = Path(args.output_dir) / "precision"
-    return precision_probe(args.model, args.adapter, args.data, args.forget, out, args.max_samples, args.batch_size)
-
-
-def run_rephrased(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, Any]:
-    """Forget-face figures under new wordings and altered images, for the adapter and vanilla in its precision."""
-    task = TASKS["forget_face"]
-    samples = list(task.samples(load_clear(task.config(args.forget), args.data)))[: args.max_samples]
-    quantization = precision_of(None, args.adapter)
-    figures = {}
-    for name, adapter in (("model", args.adapter), ("vanilla", None)):
-        model, processor = load_model(args.model, quantization=quantization, adapter=adapter)
-        figures[name] = rephrased_figures(model, processor, samples, args.batch_size)
-        del model
-    return {**figures, "precision": quantization}
-
-
-RUNNERS = {"membership": run_membership, "precision": run_precision, "rephrased": run_rephrased}
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_probes(args: argparse.Namespace) -> dict[str, Any]:
+    """Run each asked probe not yet in ``OUT/probes.json``, rewriting the file after each; the file's content."""
     names = probe_names(args.probes)
-    gold = check_inputs(args)
+    gold = check_inputs(args, names)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / PROBES_FILE
@@ -136,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         figures[name] = RUNNERS[name](args, gold)
         write_json(path, figures)
-        print(f"{name}: {json.dumps(figures[name])}")
+        print(f"{name}: written to {path}")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    run_probes(build_parser().parse_args(argv))
     return 0
 
 

@@ -232,6 +232,13 @@ def add_lora(
     embeddings require gradients, or the LoRA weights would never receive any.
     """
     settings = settings or LoraSettings()
+    model = prepare_for_training(model, gradient_checkpointing)
+    return get_peft_model(model, settings.config(model))
+
+
+def prepare_for_training(model: PreTrainedModel, gradient_checkpointing: bool = False) -> PreTrainedModel:
+    """Make ``model`` ready to carry trainable LoRA weights: quantized models go through PEFT's
+    ``prepare_model_for_kbit_training``; with gradient checkpointing the input embeddings require gradients."""
     if getattr(model, "is_quantized", False):
         model = prepare_model_for_kbit_training(
             model,
@@ -242,7 +249,16 @@ def add_lora(
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if gradient_checkpointing:
         model.enable_input_require_grads()
-    return get_peft_model(model, settings.config(model))
+    return model
+
+
+def load_trainable_adapter(
+    name_or_path: str, adapter: str, quantization: str | None = None, gradient_checkpointing: bool = False
+) -> tuple[PeftModel, ProcessorMixin]:
+    """``name_or_path`` with ``adapter`` on top and trainable, to train the adapter further (a relearning attack)."""
+    model, processor = load_model(name_or_path, quantization)
+    model = prepare_for_training(model, gradient_checkpointing)
+    return PeftModel.from_pretrained(model, resolve(adapter), is_trainable=True), processor
 
 
 def freeze_vision_tower(model: PreTrainedModel) -> None:

@@ -68,6 +68,8 @@ def test_relative_gap_and_recovery():
     assert recovery(relearned=0.5, unlearned=0.1, vanilla=0.9) == pytest.approx(0.5)
     assert recovery(relearned=0.9, unlearned=0.1, vanilla=0.9) == pytest.approx(1.0)
     assert recovery(relearned=0.3, unlearned=0.4, vanilla=0.4) is None, "nothing was removed: undefined, not a number"
+    assert recovery(relearned=0.5, unlearned=0.4, vanilla=0.4 + 5e-8) is None, "a rounding-sized gap is no gap"
+    assert recovery(relearned=0.4, unlearned=0.4, vanilla=0.4 + 1e-5) == pytest.approx(0.0)
 
 
 def test_attack_scores_hold_every_attack_of_one_answer():

@@ -7,7 +7,10 @@ import json
 import pytest
 
 from eval.evaluator import evaluate
+from eval.leakage import HEADLINE, LEAKAGE_TASKS, forgotten_share
+from eval.membership import MIN_GAP, recovery
 from eval.probes import PRECISION_TASKS, membership_sets, spread
+from eval.relearning import FIGURES, SPLITS, relearning_splits
 from eval.rephrased import VARIANTS
 from scripts import probe
 from unlearn.data import load_clear
@@ -70,9 +73,10 @@ def test_probes_json_holds_model_vanilla_and_gold_with_counts_and_resumes(tiny_m
     ("change", "message"),
     [
         ({"--probes": "relearn"}, "unknown probes"),
+        ({"--relearn_lr": "0"}, "--relearn_lr"),
         ({"--gold": "nowhere"}, "not found"),
         ({"--k": "0"}, "--k"),
-        ({"--forget": "forget05"}, "is on forget10"),
+        ({"--forget": "forget05"}, "unlearned forget10, not forget05"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(tiny_model, mini_clear, setup, tmp_path, capsys, change, message):
@@ -124,3 +128,87 @@ def test_the_rephrased_probe_covers_every_variant_for_adapter_and_vanilla(tiny_m
         assert set(figures[name]) == set(VARIANTS)
         assert all(v["samples"] == 2 and 0 <= v["probability"] <= 1 for v in figures[name].values())
     assert figures["model"] != figures["vanilla"]
+
+
+def probe_into(tiny_model, mini_clear, root, adapter, out, *extra):
+    args = argv(tiny_model, mini_clear, root, adapter, *extra)
+    args[args.index("--output_dir") + 1] = str(out)
+    assert probe.main(args) == 0
+    return json.loads((out / "probes.json").read_text())
+
+
+def test_the_relearning_probe_records_both_splits_for_adapter_and_gold(tiny_model, mini_clear, setup, tmp_path):
+    root, adapter = setup
+    extra = ("--probes", "relearning", "--max_samples", "2", "--relearn_steps", "2,1", "--relearn_lr", "1e-2")
+    figures = probe_into(tiny_model, mini_clear, root, adapter, tmp_path, *extra)["relearning"]
+    assert figures["steps"] == [1, 2] and figures["learning_rate"] == 1e-2
+    splits = relearning_splits(mini_clear, "forget10", face_naming=False)
+    for split in SPLITS:
+        entry = figures[split]
+        probed = {task: min(2, len(samples)) for task, samples in splits[split].samples.items()}
+        assert entry["samples"] == probed and entry["relearn_examples"] == len(splits[split].examples)
+        for name in ("model", "gold"):
+            assert [point["steps"] for point in entry[name]] == [0, 1, 2]
+            for point in entry[name]:
+                for figure in FIGURES:
+                    expected = recovery(point[figure], entry[name][0][figure], entry["vanilla"][figure])
+                    assert point["recovery"][figure] == pytest.approx(expected, nan_ok=True)
+            assert (tmp_path / "probes" / "relearning" / split / name / "step-2" / "forget_face.jsonl").is_file()
+        assert entry["model"][2] != entry["model"][0], "relearning moved the adapter's figures"
+
+
+def test_relearning_an_adapter_that_forgot_nothing_has_an_undefined_recovery(tiny_model, mini_clear, setup, tmp_path):
+    root, _ = setup
+    # lora_B = 0: the adapter leaves vanilla as it is, so there is nothing to recover
+    untouched = write_random_adapters(tiny_model, tmp_path / "untouched", [{"method": "npo"}], std=0.0)[0]
+    extra = ("--probes", "relearning", "--max_samples", "2", "--relearn_steps", "2", "--relearn_lr", "1e-2")
+    figures = probe_into(tiny_model, mini_clear, root, untouched, tmp_path / "out", *extra)["relearning"]
+    for split in SPLITS:
+        start = figures[split]["model"][0]
+        assert {figure: start[figure] for figure in FIGURES} == pytest.approx(figures[split]["vanilla"], abs=MIN_GAP)
+        assert all(value is None for point in figures[split]["model"] for value in point["recovery"].values())
+    text = (tmp_path / "out" / "probes.json").read_text()
+    assert '"face_probability": null' in text and "NaN" not in text and "Infinity" not in text
+
+
+def test_the_cross_modal_probe_fills_a_row_per_modality_unlearned(tiny_model, mini_clear, setup, tmp_path):
+    root, adapter = setup
+    configs = [{"method": "npo", "forget": "forget10", "forget_modality": m} for m in ("visual", "text")]
+    visual, text = write_random_adapters(tiny_model, tmp_path / "modal", configs, seed=1)
+    extra = ("--probes", "cross_modal", "--max_samples", "2", "--modality_adapters", str(visual), str(text))
+    figures = probe_into(tiny_model, mini_clear, root, adapter, tmp_path / "out", *extra)["cross_modal"]
+    assert set(figures["rows"]) == {"both", "visual", "text"}
+    assert figures["samples"] == dict.fromkeys(LEAKAGE_TASKS, 2)
+    assert figures["rows"]["visual"]["adapter"] == str(visual)
+    for row in figures["rows"].values():
+        for modality, key in HEADLINE.items():
+            expected = forgotten_share(row["figures"][key], figures["vanilla"][key], figures["gold"][key])
+            assert row["forgotten"][modality] == (None if expected is None else pytest.approx(expected))
+    assert figures["rows"]["visual"]["figures"] != figures["rows"]["text"]["figures"]
+
+
+def test_two_adapters_of_one_modality_and_another_forget_split_are_refused(
+    tiny_model, mini_clear, setup, tmp_path, capsys
+):
+    root, adapter = setup
+    configs = [{"method": "npo", "forget": "forget10"}, {"method": "npo", "forget": "forget05"}]
+    same, other_split = write_random_adapters(tiny_model, tmp_path, configs)
+    for extra, message in (((str(same),), "same modality"), ((str(other_split),), "unlearned forget05")):
+        args = argv(tiny_model, mini_clear, root, adapter, "--modality_adapters", *extra)
+        capsys.readouterr()
+        assert run_cli(probe.main, args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
+
+
+def test_a_gold_evaluation_of_another_forget_split_is_refused(tiny_model, mini_clear, setup, tmp_path, capsys):
+    root, adapter = setup
+    model, processor = load_model(tiny_model)
+    gold = tmp_path / "gold05"
+    evaluate(model, processor, mini_clear, "forget05", ["forget_face"], max_samples=1, bootstrap=0, output_dir=gold)
+    args = argv(tiny_model, mini_clear, root, adapter)
+    args[args.index("--gold") + 1] = str(gold)
+    capsys.readouterr()
+    assert run_cli(probe.main, args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is on forget05, not forget10" in err[0]
