@@ -63,6 +63,8 @@ def test_probes_json_holds_model_vanilla_and_gold_with_counts_and_resumes(tiny_m
     assert membership["model"]["auc"] != membership["vanilla"]["auc"], "the random adapter changes the scores"
     assert membership["vanilla"]["auc"] == membership["gold"]["auc"], "the tiny model is both vanilla and gold here"
     assert set(membership["gap_from_gold"]) == set(membership["model"]["auc"])
+    logged = [json.loads(line) for line in (root / "out" / "probes" / "membership" / "model" / "forget.jsonl").open()]
+    assert len(logged) == 4 and set(logged[0]) == {"prompt", "answer", "loss", "zlib", "min_k", "min_k_plus_plus"}
     capsys.readouterr()
     before = (root / "out" / "probes.json").read_bytes()
     assert probe.main(argv(tiny_model, mini_clear, root, adapter, "--probes", "membership")) == 0
@@ -128,6 +130,10 @@ def test_the_rephrased_probe_covers_every_variant_for_adapter_and_vanilla(tiny_m
         assert set(figures[name]) == set(VARIANTS)
         assert all(v["samples"] == 2 and 0 <= v["probability"] <= 1 for v in figures[name].values())
     assert figures["model"] != figures["vanilla"]
+    assert set(figures["gold"]) == set(VARIANTS), "gold is probed beside them"
+    logged = [json.loads(line) for line in (tmp_path / "probes" / "rephrased" / "model" / "grayscale.jsonl").open()]
+    assert len(logged) == 2 and all(set(r) == {"id", "option_losses", "probability", "correct"} for r in logged)
+    assert sum(r["probability"] for r in logged) / 2 == pytest.approx(figures["model"]["grayscale"]["probability"])
 
 
 def probe_into(tiny_model, mini_clear, root, adapter, out, *extra):
