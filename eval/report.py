@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from eval.plots import plot_tasks, plot_tradeoff, plot_truth_ratios
+from eval.robustness import GUIDE, plot_leakage, plot_precision, plot_relearning, read_probes, robustness_table
 from eval.runs import Run, load_runs, run_from_summary, task_columns
 from unlearn.figures import FIGURES
 
@@ -112,8 +113,29 @@ def write_csv(runs: list[Run], path: Path) -> Path:
     return path
 
 
+def _robustness_section(runs: list[Run], out: Path) -> tuple[list[str], list[Path]]:
+    """The ``## Robustness`` lines of results.md for the runs whose folder holds a ``probes.json`` (a table per run,
+    the plots across runs), and the plots written into ``out``; nothing when no run has one."""
+    probes = {run.name: found for run in runs if (found := read_probes(run.path)) is not None}
+    if not probes:
+        return [], []
+    plots = [
+        plot_relearning(probes, out / "relearning_curves.png"),
+        plot_precision(probes, out / "precision.png"),
+        plot_leakage(probes, out / "leakage.png"),
+    ]
+    plots = [plot for plot in plots if plot is not None]
+    lines = ["## Robustness", "", "From each run's `probes.json` (`python -m scripts.probe`).", "", GUIDE, ""]
+    for name, found in probes.items():
+        lines += [f"### {name}", "", robustness_table(found), ""]
+    if plots:
+        lines += [*(f"![{p.stem}]({p.name})" for p in plots), ""]
+    return lines, plots
+
+
 def write_report(runs: list[Run], out: str | Path) -> list[Path]:
-    """Write ``results.md``, ``results.csv`` and the PNG plots into ``out``; return the files written."""
+    """Write ``results.md``, ``results.csv`` and the PNG plots into ``out``, with a robustness section for the runs
+    that hold a ``probes.json``; return the files written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plots = [plot_tradeoff(runs, out / "forget_vs_utility.png"), plot_tasks(runs, out / "tasks.png")]
@@ -140,6 +162,7 @@ def write_report(runs: list[Run], out: str | Path) -> list[Path]:
     ]
     if truth is None:
         lines += ["No truth-ratio histograms: no run was evaluated with `--gold` (or its gold folder is gone).", ""]
+    robustness, robustness_plots = _robustness_section(runs, out)
     md = out / "results.md"
-    md.write_text("\n".join(lines), encoding="utf-8")
-    return [md, write_csv(runs, out / "results.csv"), *plots]
+    md.write_text("\n".join(lines + robustness), encoding="utf-8")
+    return [md, write_csv(runs, out / "results.csv"), *plots, *robustness_plots]

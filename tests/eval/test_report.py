@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from eval.report import format_value, load_runs, results_table, task_table, write_report
+from eval.robustness import robustness_table
 from scripts.report import main
+from tests.robustness_probes import PROBES
 from unlearn.errors import UsageError, run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -146,3 +148,36 @@ def test_a_report_of_runs_without_task_figures_is_written(tmp_path):
     (folder / "summary.json").write_text(json.dumps({"forget": 0.3, "model_utility": 0.6, "config": {}}))
     written = write_report(load_runs([folder]), tmp_path / "report")
     assert (tmp_path / "report" / "tasks.png").read_bytes().startswith(PNG) and written
+
+
+def test_runs_with_probes_json_get_a_robustness_section_and_the_report_is_unchanged_without(runs_dir, tmp_path):
+    runs = load_runs([runs_dir / "vanilla", runs_dir / "npo"])
+    without = write_report(runs, tmp_path / "without")
+    plain = (tmp_path / "without" / "results.md").read_text()
+    assert "Robustness" not in plain
+    assert {p.name for p in without} == {
+        "results.md",
+        "results.csv",
+        "forget_vs_utility.png",
+        "tasks.png",
+        "truth_ratios.png",
+    }
+    (runs_dir / "npo" / "probes.json").write_text(json.dumps(PROBES))
+    files = write_report(runs, tmp_path / "with")
+    markdown = (tmp_path / "with" / "results.md").read_text()
+    assert markdown.startswith(plain), "the section comes after the report as it was"
+    section = markdown[len(plain) :]
+    assert section.startswith("\n## Robustness\n") and "### npo\n\n" + robustness_table(PROBES) in section
+    assert "### vanilla" not in section, "a run without probes.json gets no table"
+    robustness = {"relearning_curves.png", "precision.png", "leakage.png"}
+    assert robustness <= {path.name for path in files}
+    for name in robustness:
+        assert f"![{name[:-4]}]({name})" in section and (tmp_path / "with" / name).read_bytes().startswith(PNG)
+
+
+def test_a_robustness_section_has_only_the_plots_of_the_probes_present(runs_dir, tmp_path):
+    (runs_dir / "npo" / "probes.json").write_text(json.dumps({"membership": PROBES["membership"]}))
+    files = write_report(load_runs([runs_dir / "npo"]), tmp_path / "report")
+    section = (tmp_path / "report" / "results.md").read_text().split("## Robustness")[1]
+    assert "**Membership inference**" in section and "![" not in section
+    assert not {"relearning_curves.png", "precision.png", "leakage.png"} & {path.name for path in files}

@@ -10,10 +10,13 @@ import pytest
 from huggingface_hub import ModelCard
 
 from scripts.push import main
-from tests.hub_helpers import SUMMARY, write_adapter
+from tests.hub_helpers import SUMMARY, run_config, write_adapter
+from tests.robustness_probes import PROBES
 from unlearn.errors import UsageError
 from unlearn.figures import HEADLINE
 from unlearn.hub.card import Checkpoint, describe_adapter, model_card, read_checkpoint
+from unlearn.hub.push import stage
+from unlearn.hub.robustness import GUIDE, robustness_table
 
 FIGURES = ("forget", "retain", "real", "model_utility", "forget_quality_ks", "forget_quality_js")
 
@@ -158,3 +161,39 @@ def test_license_and_architecture_come_from_the_base_and_are_unknown_otherwise(f
     (base / "config.json").unlink()
     bare = read_checkpoint(adapter)
     assert (bare.license, bare.architecture) == ("unknown", "unknown")
+
+
+def _fake_adapter(folder: Path, probes: dict | None) -> Path:
+    """An adapter folder as read_checkpoint and stage see it (the weights' bytes are never parsed), with
+    probes.json when ``probes`` is given."""
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "alice/vanilla"}))
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    (folder / "run_config.json").write_text(json.dumps(run_config("alice/vanilla")))
+    (folder / "summary.json").write_text(json.dumps(SUMMARY))
+    if probes is not None:
+        (folder / "probes.json").write_text(json.dumps(probes))
+    return folder
+
+
+def test_a_card_gets_a_robustness_section_only_when_the_folder_holds_probes_json(tmp_path):
+    plain = read_checkpoint(_fake_adapter(tmp_path / "plain", None))
+    probed = read_checkpoint(_fake_adapter(tmp_path / "probed", PROBES))
+    assert plain.probes is None and probed.probes == PROBES
+    without = model_card(plain, "alice/npo").text
+    text = model_card(probed, "alice/npo").text
+    assert "## Robustness" not in without and "probes.json" not in without
+    before, rest = text.split("## Robustness\n")
+    section, after = rest.split("## How to load")
+    assert before + "## How to load" + after == without, "the rest of the card is the same"
+    assert robustness_table(PROBES) in section and GUIDE in section
+    assert "| 8bit | 0.021 | 0.021 | 0.832 | 0.832 | 0.600 | 0.980 | LOST | 30/30/40/40 |" in section
+    assert "**Recovery**" in section and "**Gap from gold**" in section and "docs/evaluation.md" in section
+
+
+def test_push_publishes_probes_json_beside_the_card(tmp_path):
+    checkpoint = read_checkpoint(_fake_adapter(tmp_path / "probed", PROBES))
+    staged = stage(checkpoint, tmp_path / "upload", "alice/npo")
+    assert "probes.json" in staged.files
+    assert json.loads((tmp_path / "upload" / "probes.json").read_text()) == PROBES
+    assert "## Robustness" in (tmp_path / "upload" / "README.md").read_text()

@@ -1,8 +1,9 @@
 """Describe a checkpoint folder (adapter or full model) and write its Hugging Face model card.
 
-A folder made by this project holds its weights, a ``run_config.json`` (how it was made) and, once evaluated, a
-``summary.json``. Both the card and :func:`describe_adapter` (used by the app) read them through
-:func:`read_checkpoint`, so the Hub page and the app show the same names and figures.
+A folder made by this project holds its weights, a ``run_config.json`` (how it was made), once evaluated a
+``summary.json``, and once probed a ``probes.json`` (:mod:`unlearn.hub.robustness`). Both the card and
+:func:`describe_adapter` (used by the app) read them through :func:`read_checkpoint`, so the Hub page and the app
+show the same names and figures.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from unlearn.data import CLEAR_SOURCE, RETAIN_OF
 from unlearn.errors import UsageError
 from unlearn.figures import HEADLINE, is_task_figure
 from unlearn.hub.resolve import REPO_ID, hub_id, resolve, split_revision
+from unlearn.hub.robustness import GUIDE, read_probes, robustness_table
 
 TEMPLATE = Path(__file__).with_name("card_template.md")
 # Entries of summary.json that describe the evaluation rather than a task.
@@ -57,7 +59,8 @@ def _text(value: Any) -> str | None:
 
 @dataclass
 class Checkpoint:
-    """A folder to publish: a PEFT adapter or a full model, with its run configuration and evaluation summary.
+    """A folder to publish: a PEFT adapter or a full model, with its run configuration, evaluation summary and, when
+    the folder holds a ``probes.json``, its robustness probes (``probes``; None without the file).
 
     ``kind`` is ``adapter``; for full models ``vanilla`` (trained on ``full``), ``gold`` (trained on a retain split
     only), ``fine-tuned`` (another split) or ``model`` (no run configuration, e.g. a base checkpoint).
@@ -69,6 +72,7 @@ class Checkpoint:
     summary: dict[str, Any] = field(default_factory=dict)
     adapter_config: dict[str, Any] = field(default_factory=dict)
     summary_path: Path | None = None
+    probes: dict[str, Any] | None = None
 
     @property
     def method(self) -> str | None:
@@ -183,7 +187,8 @@ class Checkpoint:
 
 
 def read_checkpoint(path: str | Path, summary: str | Path | None = None) -> Checkpoint:
-    """Read an adapter or full-model folder (safetensors weights only) with its run_config.json and summary.json.
+    """Read an adapter or full-model folder (safetensors weights only) with its run_config.json, summary.json and
+    probes.json.
 
     ``summary`` overrides the folder's own ``summary.json`` (e.g. an evaluation written to another folder).
     """
@@ -211,6 +216,7 @@ def read_checkpoint(path: str | Path, summary: str | Path | None = None) -> Chec
         _read_json(summary_path),
         _read_json(folder / "adapter_config.json"),
         summary_path if summary_path.is_file() else None,
+        read_probes(folder),
     )
 
 
@@ -260,7 +266,8 @@ def model_card(
 
     Metadata: library (peft for adapters), base model, dataset therem/CLEAR, tags, license (``license``, else the
     base's, :attr:`Checkpoint.license`) and a model-index of the headline figures. Text: what the checkpoint is and
-    its architecture, which split was forgotten, the figures, the settings and how to load it.
+    its architecture, which split was forgotten, the figures, the robustness probes (with ``probes.json``), the
+    settings and how to load it.
     """
     base = checkpoint.base_model(base_model_id)
     if checkpoint.kind == "adapter" and base is None:
@@ -311,6 +318,8 @@ def model_card(
         task_samples=checkpoint.task_samples,
         task_columns=sorted({metric for metrics in checkpoint.task_figures.values() for metric in metrics}),
         tasks=checkpoint.task_figures,
+        robustness=robustness_table(checkpoint.probes) if checkpoint.probes is not None else None,
+        robustness_guide=GUIDE,
         settings=settings,
         training_arguments=training_arguments,
     )
