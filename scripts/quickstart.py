@@ -24,7 +24,10 @@ import torch
 
 from eval.evaluator import evaluate
 from eval.report import figure_table, results_table, write_report
+from eval.robustness import robustness_table
 from eval.runs import load_runs
+from scripts import probe
+from scripts.probe import run_probes
 from unlearn.data import RETAIN_OF
 from unlearn.errors import UsageError, run_cli
 from unlearn.methods import METHODS, get_method
@@ -35,6 +38,8 @@ from unlearn.training.config import FinetuneConfig, UnlearnConfig
 from unlearn.training.runs import finetune
 
 FORGET = "forget10"
+PROBED_MODALITIES = ("visual", "text")  # the one-modality variants the leakage matrix needs
+PROBE_SAMPLES = 40  # --max_samples of the probes: every forget sample, 40 of each retain task
 # The tiny base model's world knowledge (its stand-in for pretraining), mixed into fine-tuning: see docs/offline.md.
 WORLD_SETS = "real_faces,real_world"
 SUMMARY = "summary.json"
@@ -143,7 +148,7 @@ def _finetune(settings: ProtocolSettings, split: str, output_dir: Path) -> None:
     finetune(config)
 
 
-def _unlearn(settings: ProtocolSettings, method: str, output_dir: Path) -> None:
+def _unlearn(settings: ProtocolSettings, method: str, output_dir: Path, modality: str = "both") -> None:
     from unlearn.training.runs import unlearn
 
     config = UnlearnConfig(
@@ -151,6 +156,7 @@ def _unlearn(settings: ProtocolSettings, method: str, output_dir: Path) -> None:
         data=str(settings.out / "data"),
         method=method,
         forget=FORGET,
+        forget_modality=modality,
         quantization=settings.unlearn_quantization,
         learning_rate=settings.unlearn_lr,
         num_train_epochs=settings.unlearn_epochs,
@@ -208,8 +214,36 @@ def check_settings(settings: ProtocolSettings) -> None:
         raise UsageError(f"{settings.out} was made with other settings ({', '.join(changed)}); choose another --out")
 
 
-def run_protocol(settings: ProtocolSettings) -> str:
-    """Run every stage that is not done yet; returns the results table and the headline task figures (markdown)."""
+def _probe(settings: ProtocolSettings, method: str, gold: Path) -> dict[str, Any]:
+    """Every probe of ``unlearn-<method>`` into its folder (``probes.json``), its one-modality variants filling the
+    leakage matrix; the probes already done are kept (``scripts.probe`` resumes probe by probe)."""
+    out, folder = settings.out, settings.out / f"unlearn-{method}"
+    variants = []
+    for modality in PROBED_MODALITIES:
+        variant = out / f"unlearn-{method}-{modality}"
+        stage(
+            f"unlearn {FORGET} with {method}, {modality} only",
+            variant / "adapter_model.safetensors",
+            lambda m=modality, v=variant: _unlearn(settings, method, v, m),
+        )
+        variants.append(str(variant))
+    arguments = [
+        *("--model", str(out / "vanilla"), "--adapter", str(folder), "--gold", str(gold)),
+        *("--data", str(out / "data"), "--forget", FORGET, "--output_dir", str(folder)),
+        *("--modality_adapters", *variants, "--max_samples", str(PROBE_SAMPLES)),
+        *("--batch_size", str(settings.eval_batch), "--relearn_lr", str(settings.unlearn_lr)),
+        *("--relearn_batch", str(settings.unlearn_batch), "--seed", str(settings.seed)),
+    ]
+    _say(f"probes of unlearn-{method} ...")
+    started = time.perf_counter()
+    figures = run_probes(probe.build_parser().parse_args(arguments))
+    _say(f"probes of unlearn-{method}: finished in {time.perf_counter() - started:.0f} s")
+    return figures
+
+
+def run_protocol(settings: ProtocolSettings, probes: bool = False) -> str:
+    """Run every stage that is not done yet; returns the results table and the headline task figures (markdown),
+    and with ``probes`` each method's robustness table (:func:`_probe`)."""
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
     check_settings(settings)
@@ -267,10 +301,15 @@ def run_protocol(settings: ProtocolSettings) -> str:
             lambda f=folder: _evaluate(settings, vanilla, f, gold_low if low else gold, low, adapter=True),
         )
         runs.append(folder)
+    tables = []
+    if probes:
+        for method in settings.methods:
+            figures = _probe(settings, method, gold_low if low else gold)
+            tables.append(f"Robustness of unlearn-{method}:\n\n{robustness_table(figures)}")
     _say("report (rewritten every time: it lists the runs of this call)")
     write_report(load_runs(runs), out / "report")
     loaded = load_runs(runs)
-    return results_table(loaded) + "\n\n" + figure_table(loaded, HEADLINE_TASKS)
+    return "\n\n".join([results_table(loaded), figure_table(loaded, HEADLINE_TASKS), *tables])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -285,6 +324,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--persons", type=int, default=20, help="persons in the mini-CLEAR (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, models and training (default: 0)")
+    parser.add_argument(
+        "--probes",
+        action="store_true",
+        help="also run every robustness probe (scripts.probe) on each method's adapter, training its visual-only "
+        "and text-only variants for the leakage matrix, and print the robustness tables",
+    )
     return parser.parse_args(argv)
 
 
@@ -294,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ProtocolSettings(
         out=Path(args.out), methods=methods, family=args.family, persons=args.persons, seed=args.seed
     )
-    table = run_protocol(settings)
+    table = run_protocol(settings, probes=args.probes)
     print(f"\nResults ({args.out}/report/results.md, plots in {args.out}/report/):\n")
     print(table)
     return 0

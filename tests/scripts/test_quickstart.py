@@ -58,6 +58,18 @@ def test_every_stage_writes_its_outputs_and_a_rerun_skips_them(tmp_path, capsys)
     assert printed.count("skipped") == 12, printed  # data, base, 2 fine-tunes, 4 evaluations, 2 x 2 per method
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps, "a rerun rewrote finished outputs"
 
+    probed = run_protocol(_small(out), probes=True)
+    for method in ("npo_gd", "ga"):
+        probes = json.loads((out / f"unlearn-{method}" / "probes.json").read_text())
+        assert set(probes) == {"relearning", "precision", "rephrased", "cross_modal", "membership"}
+        assert set(probes["cross_modal"]["rows"]) == {"both", "visual", "text"}, "the one-modality variants fill it"
+        assert f"Robustness of unlearn-{method}" in probed
+    assert probed.startswith(table)
+    report = (out / "report" / "results.md").read_text()
+    assert "## Robustness" in report
+    for name in ("relearning_curves.png", "precision.png", "leakage.png"):
+        assert (out / "report" / name).is_file()
+
 
 def test_unknown_method_exits_2_with_one_line_before_any_work(tmp_path):
     result = subprocess.run(
