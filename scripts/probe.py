@@ -29,6 +29,7 @@ from typing import Any
 
 from eval.logs import read_summary, write_json
 from eval.relearning import RELEARN_STEPS
+from eval.robustness import robustness_table
 from scripts.probe_runners import RUNNERS, forget_modality, run_config_of
 from unlearn.data import FORGET_SPLITS
 from unlearn.errors import UsageError, run_cli
@@ -151,7 +152,7 @@ def run_probes(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    run_probes(build_parser().parse_args(argv))
+    print(robustness_table(run_probes(build_parser().parse_args(argv))))
     return 0
 
 

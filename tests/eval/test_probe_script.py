@@ -54,6 +54,7 @@ def test_membership_sets_are_forget_and_as_many_retain_examples(mini_clear):
 def test_probes_json_holds_model_vanilla_and_gold_with_counts_and_resumes(tiny_model, mini_clear, setup, capsys):
     root, adapter = setup
     assert probe.main(argv(tiny_model, mini_clear, root, adapter, "--probes", "membership")) == 0
+    assert "**Membership inference**" in capsys.readouterr().out, "the robustness table is printed"
     figures = json.loads((root / "out" / "probes.json").read_text())
     membership = figures["membership"]
     for name in ("model", "vanilla", "gold"):
