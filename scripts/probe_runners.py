@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,26 +53,35 @@ def release_memory() -> None:
     torch.cuda.empty_cache()
 
 
-def run_membership(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, Any]:
-    """The membership probe of the adapter, the vanilla model in the adapter's precision, and the gold model."""
-    sets = membership_sets(args.data, args.forget, args.max_samples)
+def on_adapter_vanilla_gold(
+    args: argparse.Namespace, gold: dict[str, Any], measure: Callable[[str, Any, Any, str | None], Any]
+) -> dict[str, Any]:
+    """``measure(name, model, processor, precision)`` of the adapter (``model``), vanilla in its precision and gold
+    in its evaluation's, loaded one at a time (each model's memory returned before the next loads); the results."""
     quantization = precision_of(None, args.adapter)
-    figures = {}
+    results = {}
     for name, (path, adapter, precision) in {
         "model": (args.model, args.adapter, quantization),
         "vanilla": (args.model, None, quantization),
         "gold": (gold["model"], None, gold_precision(gold)),
     }.items():
         model, processor = load_model(path, quantization=precision, adapter=adapter)
-        log_dir = Path(args.output_dir, LOGS, "membership", name)
-        figures[name] = {
-            **membership_probe(model, processor, sets, args.k, args.batch_size, log_dir),
-            "precision": precision,
-        }
+        results[name] = measure(name, model, processor, precision)
         del model
         release_memory()
-    figures["gap_from_gold"] = membership_gap(figures["model"], figures["gold"])
-    return figures
+    return results
+
+
+def run_membership(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, Any]:
+    """The membership probe of the adapter, the vanilla model in the adapter's precision, and the gold model."""
+    sets = membership_sets(args.data, args.forget, args.max_samples)
+
+    def measure(name: str, model: Any, processor: Any, precision: str | None) -> dict[str, Any]:
+        log_dir = Path(args.output_dir, LOGS, "membership", name)
+        return {**membership_probe(model, processor, sets, args.k, args.batch_size, log_dir), "precision": precision}
+
+    figures = on_adapter_vanilla_gold(args, gold, measure)
+    return {**figures, "gap_from_gold": membership_gap(figures["model"], figures["gold"])}
 
 
 def run_precision(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, Any]:
@@ -84,19 +94,14 @@ def run_rephrased(args: argparse.Namespace, gold: dict[str, Any]) -> dict[str, A
     """Forget-face figures under new wordings and altered images: the adapter, vanilla in its precision, gold."""
     task = TASKS["forget_face"]
     samples = list(task.samples(load_clear(task.config(args.forget), args.data)))[: args.max_samples]
-    quantization = precision_of(None, args.adapter)
-    figures: dict[str, Any] = {}
-    for name, (path, adapter, precision) in {
-        "model": (args.model, args.adapter, quantization),
-        "vanilla": (args.model, None, quantization),
-        "gold": (gold["model"], None, gold_precision(gold)),
-    }.items():
-        model, processor = load_model(path, quantization=precision, adapter=adapter)
-        log_dir = Path(args.output_dir, LOGS, "rephrased", name)
-        figures[name] = rephrased_figures(model, processor, samples, args.batch_size, log_dir)
-        del model
-        release_memory()
-    return {**figures, "precision": quantization, "gold_precision": gold_precision(gold)}
+
+    def measure(name: str, model: Any, processor: Any, precision: str | None) -> dict[str, Any]:
+        return rephrased_figures(
+            model, processor, samples, args.batch_size, Path(args.output_dir, LOGS, "rephrased", name)
+        )
+
+    figures = on_adapter_vanilla_gold(args, gold, measure)
+    return {**figures, "precision": precision_of(None, args.adapter), "gold_precision": gold_precision(gold)}
 
 
 def _relearning_curve(
