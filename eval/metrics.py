@@ -53,6 +53,31 @@ def truth_ratio(paraphrased_loss: np.ndarray, perturbed_loss: np.ndarray) -> np.
     return np.exp(pert.mean(axis=1) - para)
 
 
+def log_truth_ratio(paraphrased_loss: np.ndarray, perturbed_loss: np.ndarray) -> np.ndarray:
+    """Per-sample ``log R_i = mean_k pert_ik - para_i``: :func:`truth_ratio`'s exponent, finite whenever the losses
+    are, even where ``R_i`` itself overflows to ``inf`` (``log R > 709.78``) or underflows to 0 (the per-sample
+    records keep both). Same shapes and check as :func:`truth_ratio`."""
+    para = np.asarray(paraphrased_loss, dtype=np.float64)
+    pert = np.asarray(perturbed_loss, dtype=np.float64)
+    if pert.ndim != 2 or pert.shape[0] != para.shape[0]:
+        raise ValueError(f"perturbed_loss must be [N, K] with N = {para.shape[0]}, got shape {pert.shape}")
+    return pert.mean(axis=1) - para
+
+
+def truth_ratio_score_of_logs(log_ratios: np.ndarray, forget: bool) -> float:
+    """:func:`truth_ratio_score` from ``log R`` (:func:`log_truth_ratio`), which stays exact where ``R`` overflows.
+
+    ``min(R, 1/R) = exp(-|log R|)`` and ``max(0, 1 - 1/R) = max(0, -expm1(-log R))``, so the forget figure is
+    ``mean_i exp(-|log R_i|)`` and the other one ``mean_i max(0, -expm1(-log R_i))``; ``log R = +-inf`` gives the
+    limits of the ratio form (0 on forget sets; 1 for ``+inf`` and 0 for ``-inf`` elsewhere), NaN stays NaN.
+    """
+    logs = np.asarray(log_ratios, dtype=np.float64)
+    if forget:
+        return float(np.mean(np.exp(-np.abs(logs))))
+    with np.errstate(over="ignore"):  # log R = -inf: -expm1(inf) = -inf, clipped to 0 below
+        return float(np.mean(np.maximum(0.0, -np.expm1(-logs))))
+
+
 def truth_ratio_score(ratios: np.ndarray, forget: bool) -> float:
     """The truth-ratio figure of a task: forget sets ``mean(min(R, 1/R))``, all others ``mean(max(0, 1 - 1/R))``.
 

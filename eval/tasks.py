@@ -2,8 +2,12 @@
 
 Every task turns rows into :class:`Sample` objects (a prompt with its image, the answers to score, the true one
 first), turns a sample's losses and generation into one JSON-ready record, and computes its figures from the records
-alone, so ``summary.json`` can always be recomputed from the ``<task>.jsonl`` files. A sample's image is a reference
-to its row (:func:`unlearn.data.lazy_rows`), decoded only when its batch is built: listing samples costs no pixels.
+alone, so ``summary.json`` can always be recomputed from the ``<task>.jsonl`` files. A record keeps ``log_truth_ratio``
+beside ``truth_ratio``: ``R`` can overflow to ``inf`` (written as null with ``truth_ratio_nonfinite: "inf"``,
+:mod:`eval.logs`) where ``log R`` stays finite, so the truth-ratio figure is computed from ``log R``
+(:func:`eval.metrics.truth_ratio_score_of_logs`), the same on records in memory and read back. A sample's image is a
+reference to its row (:func:`unlearn.data.lazy_rows`), decoded only when its batch is built: listing samples costs no
+pixels.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from typing import Any
 import datasets
 import numpy as np
 
+from eval.logs import log_truth_ratio_of
 from eval.metrics import (
+    log_truth_ratio,
     option_accuracy,
     option_probability,
     probability,
     rouge_l_recall,
     truth_ratio,
-    truth_ratio_score,
+    truth_ratio_score_of_logs,
 )
 from unlearn.data import RETAIN_OF, lazy_rows
 from unlearn.prompts import (
@@ -88,13 +94,22 @@ def _mean(records: list[dict[str, Any]], key: str) -> float:
     return float(np.mean([record[key] for record in records]))
 
 
+def _truth_ratio_figure(records: list[dict[str, Any]], forget: bool) -> float:
+    """:func:`eval.metrics.truth_ratio_score` of the records' ratios, computed from their ``log R``
+    (:func:`eval.logs.log_truth_ratio_of`): ``mean_i exp(-|log R_i|)`` on forget tasks, ``mean_i max(0,
+    -expm1(-log R_i))`` elsewhere, exact where ``R_i`` overflowed (and where a record holds it as null)."""
+    return truth_ratio_score_of_logs(np.array([log_truth_ratio_of(r) for r in records], dtype=np.float64), forget)
+
+
 class CaptionTask(Task):
     """Captions: ROUGE-L recall of a greedy caption (made with the image), probability of the true caption, truth
     ratio of the paraphrased caption against the perturbed ones.
 
     Answers: the caption, the paraphrased caption, then the perturbed captions. Per sample ``probability`` is
-    ``exp(-loss)`` and ``truth_ratio`` is ``R_i = exp(mean perturbed loss - paraphrased loss)``
-    (:func:`eval.metrics.truth_ratio`); the task's ``truth_ratio`` is :func:`eval.metrics.truth_ratio_score`.
+    ``exp(-loss)``, ``log_truth_ratio`` is ``log R_i = mean perturbed loss - paraphrased loss``
+    (:func:`eval.metrics.log_truth_ratio`) and ``truth_ratio`` is ``R_i = exp(log R_i)``
+    (:func:`eval.metrics.truth_ratio`, ``inf`` when it overflows); the task's ``truth_ratio`` is
+    :func:`eval.metrics.truth_ratio_score`, computed from ``log R`` (:func:`_truth_ratio_figure`).
     """
 
     def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
@@ -106,7 +121,9 @@ class CaptionTask(Task):
         return list(rows["caption"])
 
     def record(self, sample: Sample, losses: list[float], generation: str | None) -> dict[str, Any]:
-        ratio = truth_ratio(np.array([losses[1]]), np.array([losses[2:]]))[0]
+        para, pert = np.array([losses[1]]), np.array([losses[2:]])
+        with np.errstate(over="ignore"):  # an overflowing R is inf; log R keeps its value
+            ratio = truth_ratio(para, pert)[0]
         return {
             "id": sample.id,
             "prompt": sample.example.prompt,
@@ -119,13 +136,14 @@ class CaptionTask(Task):
             "perturbed_losses": losses[2:],
             "probability": float(probability(losses[0])),
             "truth_ratio": float(ratio),
+            "log_truth_ratio": float(log_truth_ratio(para, pert)[0]),
         }
 
     def figures(self, records: list[dict[str, Any]]) -> dict[str, float]:
         return {
             "rouge_l": _mean(records, "rouge_l"),
             "probability": _mean(records, "probability"),
-            "truth_ratio": truth_ratio_score(np.array([r["truth_ratio"] for r in records]), self.group == "forget"),
+            "truth_ratio": _truth_ratio_figure(records, self.group == "forget"),
         }
 
 
@@ -141,8 +159,9 @@ class OptionsTask(Task):
     Face tasks use CLEAR's fixed face prompt, the row's name and its ``perturbed_names``; ``real_faces`` the face
     prompt and ``real_world`` the question, with the row's ``options`` (wrong answers; the true answer is added).
     Per sample: ``probability`` ``exp(-l_0) / sum_j exp(-l_j)`` (the true option's share), ``truth_ratio``
-    ``R = exp(mean_{j>0} l_j - l_0)`` (the true answer is its own "paraphrase"), ROUGE-L recall of a greedy answer
-    against the true one, and ``correct`` (the true option has the lowest loss) for the extra ``accuracy`` figure.
+    ``R = exp(mean_{j>0} l_j - l_0)`` (the true answer is its own "paraphrase"; ``inf`` when it overflows) with
+    ``log_truth_ratio`` ``log R = mean_{j>0} l_j - l_0``, ROUGE-L recall of a greedy answer against the true one,
+    and ``correct`` (the true option has the lowest loss) for the extra ``accuracy`` figure.
     """
 
     def samples(self, rows: datasets.Dataset) -> Iterator[Sample]:
@@ -158,6 +177,8 @@ class OptionsTask(Task):
 
     def record(self, sample: Sample, losses: list[float], generation: str | None) -> dict[str, Any]:
         row = np.array([losses])
+        with np.errstate(over="ignore"):  # an overflowing R is inf; log R keeps its value
+            ratio = truth_ratio(row[:, 0], row[:, 1:])[0]
         return {
             "id": sample.id,
             "prompt": sample.example.prompt,
@@ -168,14 +189,15 @@ class OptionsTask(Task):
             "prediction": _prediction(sample.answers, losses),
             "correct": bool(option_accuracy(row)),
             "probability": float(option_probability(row)[0]),
-            "truth_ratio": float(truth_ratio(row[:, 0], row[:, 1:])[0]),
+            "truth_ratio": float(ratio),
+            "log_truth_ratio": float(log_truth_ratio(row[:, 0], row[:, 1:])[0]),
         }
 
     def figures(self, records: list[dict[str, Any]]) -> dict[str, float]:
         return {
             "rouge_l": _mean(records, "rouge_l"),
             "probability": _mean(records, "probability"),
-            "truth_ratio": truth_ratio_score(np.array([r["truth_ratio"] for r in records]), self.group == "forget"),
+            "truth_ratio": _truth_ratio_figure(records, self.group == "forget"),
             "accuracy": _mean(records, "correct"),
         }
 

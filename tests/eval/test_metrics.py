@@ -13,12 +13,14 @@ from eval.metrics import (
     harmonic_mean,
     histogram_edges,
     log_ratios,
+    log_truth_ratio,
     option_accuracy,
     option_probability,
     probability,
     rouge_l_recall,
     truth_ratio,
     truth_ratio_score,
+    truth_ratio_score_of_logs,
 )
 
 
@@ -71,6 +73,31 @@ def test_truth_ratio_score_forget_and_other_sets_by_hand():
     # an infinite ratio: the true answer infinitely likelier, fully told apart (0 on forget, 1 elsewhere)
     assert truth_ratio_score(np.array([np.inf]), forget=True) == 0.0
     assert truth_ratio_score(np.array([np.inf]), forget=False) == 1.0
+
+
+def test_log_truth_ratio_by_hand_stays_finite_where_the_ratio_overflows():
+    # log R_0 = mean(2, 4) - 1 = 2, log R_1 = mean(1, 1) - 2 = -1, log R_2 = mean(800, 802) - 1 = 800
+    para, pert = np.array([1.0, 2.0, 1.0]), np.array([[2.0, 4.0], [1.0, 1.0], [800.0, 802.0]])
+    np.testing.assert_allclose(log_truth_ratio(para, pert), [2.0, -1.0, 800.0])
+    with np.errstate(over="ignore"):
+        assert truth_ratio(para, pert)[2] == np.inf, "exp(800) is beyond float64 (exp(709.78) is its largest)"
+    with pytest.raises(ValueError, match="perturbed_loss"):
+        log_truth_ratio(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
+
+
+def test_truth_ratio_score_of_logs_equals_the_ratio_form_and_holds_where_it_overflows():
+    ratios = np.array([0.5, 2.0, 1.0, 4.0])
+    for forget in (True, False):
+        assert truth_ratio_score_of_logs(np.log(ratios), forget) == pytest.approx(truth_ratio_score(ratios, forget))
+    # log R = 800, ln 2, -ln 4: forget exp(-|log R|) = (exp(-800) = 0) + 1/2 + 1/4; elsewhere max(0, 1 - 1/R) =
+    # (1 - exp(-800) = 1) + 1/2 + 0
+    logs = np.array([800.0, math.log(2), -math.log(4)])
+    assert truth_ratio_score_of_logs(logs, forget=True) == pytest.approx(0.75 / 3)
+    assert truth_ratio_score_of_logs(logs, forget=False) == pytest.approx(1.5 / 3)
+    # the limits: log R = +inf as R = inf (0 on forget, 1 elsewhere), log R = -inf as R = 0 (0 and 0)
+    assert truth_ratio_score_of_logs(np.array([np.inf, -np.inf]), forget=True) == 0.0
+    assert truth_ratio_score_of_logs(np.array([np.inf, -np.inf]), forget=False) == 0.5
+    assert math.isnan(truth_ratio_score_of_logs(np.array([np.nan, 0.0]), forget=True))
 
 
 def test_rouge_l_recall_by_hand():
