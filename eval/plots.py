@@ -23,9 +23,14 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def _error(value: float, interval: list[float] | None) -> list[list[float]]:
-    """Matplotlib's asymmetric error ``[[below], [above]]`` of ``value`` for its interval (zero without one)."""
-    if interval is None or value is None or np.isnan(value):
+def _finite(value: float | None) -> bool:
+    return value is not None and bool(np.isfinite(value))
+
+
+def _error(value: float | None, interval: list[float | None] | None) -> list[list[float]]:
+    """Matplotlib's asymmetric error ``[[below], [above]]`` of ``value`` for its interval (zero without one, or
+    where the value or a bound is null or not finite)."""
+    if interval is None or not _finite(value) or not all(_finite(bound) for bound in interval):
         return [[0.0], [0.0]]
     return [[max(0.0, value - interval[0])], [max(0.0, interval[1] - value)]]
 
@@ -36,7 +41,7 @@ def plot_tradeoff(runs: list[Run], path: Path) -> Path:
     axes = figure.add_subplot()
     for i, run in enumerate(runs):
         utility, forget = run.summary.get("model_utility"), run.summary.get("forget")
-        if utility is None or forget is None:
+        if not _finite(utility) or not _finite(forget):  # absent, or null for a non-finite figure
             continue
         axes.errorbar(
             utility,
@@ -75,7 +80,7 @@ def plot_tasks(runs: list[Run], path: Path) -> Path:
     width = 0.8 / max(1, len(runs))
     for i, run in enumerate(runs):
         figures = run.task_figures()
-        heights = [figures.get(c, np.nan) for c in columns]
+        heights = [np.nan if figures.get(c) is None else figures[c] for c in columns]  # null: no bar
         errors = np.array([_error(h, run.interval(c)) for h, c in zip(heights, columns, strict=True)])
         errors = errors.reshape(len(columns), 2).T
         axes.bar(x + (i - (len(runs) - 1) / 2) * width, heights, width, yerr=errors, capsize=2, label=run.name)

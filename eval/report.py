@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from eval.plots import plot_tasks, plot_tradeoff, plot_truth_ratios
@@ -25,20 +26,30 @@ __all__ = [
 MAIN_COLUMNS = tuple((figure.label, figure.key) for figure in FIGURES)
 
 
-def format_value(value: float | None) -> str:
-    """Three decimals; small non-zero values (p-values) in scientific notation; ``-`` when missing."""
+def format_value(value: float | None, reason: str | None = None) -> str:
+    """Three decimals; small non-zero values (p-values) in scientific notation; ``-`` when missing; ``n/a (inf)``
+    for a figure written as null with its reason (``inf``, ``-inf``, ``nan``: :meth:`Run.reason`), and
+    ``n/a (nan)`` for a non-finite float of an older file."""
     if value is None:
-        return "-"
+        return f"n/a ({reason})" if reason else "-"
+    if not math.isfinite(value):
+        return f"n/a ({value})"
     if value != 0 and abs(value) < 1e-3:
         return f"{value:.2e}"
     return f"{value:.3f}"
 
 
-def format_interval(value: float | None, interval: list[float] | None) -> str:
-    """``value [low, high]`` (the 95% interval), or the value alone without one."""
+def format_interval(value: float | None, interval: list[float | None] | None, reason: str | None = None) -> str:
+    """``value [low, high]`` (the 95% interval; a null bound is ``-``), or the value alone without one or without
+    a value."""
     if interval is None or value is None:
-        return format_value(value)
+        return format_value(value, reason)
     return f"{format_value(value)} [{format_value(interval[0])}, {format_value(interval[1])}]"
+
+
+def _cell(run: Run, key: str, value: float | None) -> str:
+    """A table cell: the figure ``key`` (headline or ``task/figure``) of ``run`` with its interval or its reason."""
+    return format_interval(value, run.interval(key), run.reason(key))
 
 
 def run_label(run: Run, runs: list[Run]) -> str:
@@ -63,7 +74,7 @@ def results_table(runs: list[Run]) -> str:
     rows = [
         [
             run_label(run, runs),
-            *(format_interval(run.summary.get(key), run.interval(key)) for _, key in MAIN_COLUMNS),
+            *(_cell(run, key, run.summary.get(key)) for _, key in MAIN_COLUMNS),
             _samples(run),
         ]
         for run in runs
@@ -74,8 +85,7 @@ def results_table(runs: list[Run]) -> str:
 def figure_table(runs: list[Run], columns: list[tuple[str, str]]) -> str:
     """Markdown: one row per run, one column per ``(title, "task/figure")`` in ``columns``, with intervals."""
     rows = [
-        [run_label(run, runs), *(format_interval(run.task_figures().get(key), run.interval(key)) for _, key in columns)]
-        for run in runs
+        [run_label(run, runs), *(_cell(run, key, run.task_figures().get(key)) for _, key in columns)] for run in runs
     ]
     return _markdown(["Run", *(title for title, _ in columns)], rows)
 
@@ -89,9 +99,7 @@ def task_table(runs: list[Run]) -> str:
         if (not rows or rows[-1][0] != task) and any("samples" in (run.summary.get(task) or {}) for run in runs):
             counts = [str((run.summary.get(task) or {}).get("samples", "-")) for run in runs]
             rows.append([task, "samples", *counts])
-        rows.append(
-            [task, figure, *(format_interval(run.task_figures().get(column), run.interval(column)) for run in runs)]
-        )
+        rows.append([task, figure, *(_cell(run, column, run.task_figures().get(column)) for run in runs)])
     return _markdown(["Task", "Figure", *(run_label(run, runs) for run in runs)], rows)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from eval.logs import read_summary
 from eval.tasks import TASKS
 from unlearn.errors import UsageError
-from unlearn.figures import is_task_figure
+from unlearn.figures import NONFINITE, NONFINITE_VALUES, is_task_figure
 
 
 @dataclass(frozen=True)
@@ -20,14 +20,25 @@ class Run:
     path: Path
     summary: dict[str, Any]
 
-    def task_figures(self) -> dict[str, float]:
-        """Every per-task figure as ``task/figure`` -> value (numbers only: no intervals, no sample counts)."""
-        return {
-            f"{task}/{figure}": value
-            for task in TASKS
-            for figure, value in (self.summary.get(task) or {}).items()
-            if is_task_figure(figure, value)
-        }
+    def task_figures(self) -> dict[str, float | None]:
+        """Every per-task figure as ``task/figure`` -> value (numbers only: no intervals, no sample counts), and None
+        for a figure written as null beside its ``<figure>_nonfinite`` reason (:meth:`reason`)."""
+        figures: dict[str, float | None] = {}
+        for task in TASKS:
+            for figure, value in (self.summary.get(task) or {}).items():
+                if is_task_figure(figure, value) or self.reason(f"{task}/{figure}") is not None:
+                    figures[f"{task}/{figure}"] = value
+        return figures
+
+    def reason(self, key: str) -> str | None:
+        """Why a headline figure (``forget``) or a task figure (``forget_face/...``) is null: ``inf``, ``-inf`` or
+        ``nan``, from its ``<figure>_nonfinite`` field; None for a figure that is a number or absent."""
+        task, _, figure = key.rpartition("/")
+        values = (self.summary.get(task) or {}) if task else self.summary
+        if not isinstance(values, dict) or values.get(figure, 0) is not None:
+            return None
+        reason = values.get(f"{figure}{NONFINITE}")
+        return reason if reason in NONFINITE_VALUES else None
 
     def interval(self, key: str) -> list[float] | None:
         """The 95% interval ``[low, high]`` of a headline figure (``forget``) or a task figure (``forget_face/...``)."""

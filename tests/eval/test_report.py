@@ -181,3 +181,37 @@ def test_a_robustness_section_has_only_the_plots_of_the_probes_present(runs_dir,
     section = (tmp_path / "report" / "results.md").read_text().split("## Robustness")[1]
     assert "**Membership inference**" in section and "![" not in section
     assert not {"relearning_curves.png", "precision.png", "leakage.png"} & {path.name for path in files}
+
+
+def test_null_figures_with_a_reason_are_shown_as_n_a_and_the_report_is_written(runs_dir, tmp_path):
+    """A summary written by dumps_strict: a non-finite figure is null beside its ``<figure>_nonfinite`` reason,
+    and so may be an interval's bound; the tables say n/a (why), the plots leave the value out."""
+    folder = runs_dir / "npo"
+    summary = json.loads((folder / "summary.json").read_text())
+    summary.update(forget=None, forget_nonfinite="nan", forget_ci=[None, None], forget_ci_nonfinite=["nan", "nan"])
+    summary["model_utility_ci"] = [None, 0.9]
+    summary["forget_caption"].update(truth_ratio=None, truth_ratio_nonfinite="inf")
+    summary["real_world"]["probability_ci"] = [0.5, None]
+    (folder / "summary.json").write_text(json.dumps(summary))
+    lines = [json.dumps({"id": 0, "truth_ratio": None, "truth_ratio_nonfinite": "inf", "log_truth_ratio": 800.0})]
+    lines += [json.dumps({"id": i, "truth_ratio": r}) for i, r in enumerate((1.0, 1.3), start=1)]
+    (folder / "forget_caption.jsonl").write_text("\n".join(lines) + "\n")
+    runs = load_runs([runs_dir / "vanilla", folder])
+    assert runs[1].reason("forget") == "nan" and runs[1].reason("forget_caption/truth_ratio") == "inf"
+    assert runs[1].reason("retain") is None and runs[0].reason("forget_caption/truth_ratio") is None
+    assert (
+        results_table(runs).splitlines()[3]
+        == "| npo | 0.667 | 0.947 | n/a (nan) | 1.23e-05 | 0.900 | 0.800 [-, 0.900] | - |"
+    )
+    assert "| forget_caption | truth_ratio | 0.800 | n/a (inf) |" in task_table(runs).splitlines()
+    assert "| real_world | probability | 0.600 | 0.600 [0.500, -] |" in task_table(runs).splitlines()
+    files = write_report(runs, tmp_path / "report")
+    assert {path.name for path in files} >= {"forget_vs_utility.png", "tasks.png", "truth_ratios.png"}
+    rows = list(csv.DictReader((tmp_path / "report" / "results.csv").open()))
+    assert rows[1]["forget"] == "" and rows[1]["forget_caption/truth_ratio"] == ""
+
+
+def test_format_value_of_non_finite_numbers_and_reasons():
+    assert format_value(None, "inf") == "n/a (inf)" and format_value(None) == "-"
+    assert format_value(float("nan")) == "n/a (nan)", "a float of an older file, never formatted as a number"
+    assert format_value(float("-inf")) == "n/a (-inf)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -119,3 +120,16 @@ def test_each_plot_is_written_for_the_runs_with_its_probe_and_none_without(probe
 
 def test_the_lost_threshold_is_the_precision_probes():
     assert LOST_SHARE == LOST
+
+
+def test_a_null_figure_with_its_reason_is_undefined_and_the_reason_field_is_no_row():
+    """probes.json is written by dumps_strict: a NaN gap is null beside ``<attack>_nonfinite``, which is no attack."""
+    membership = copy.deepcopy(PROBES["membership"])
+    attack = next(iter(membership["gap_from_gold"]))
+    membership["gap_from_gold"] |= {attack: None, f"{attack}_nonfinite": "nan"}
+    membership["model"]["auc"] |= {f"{attack}_nonfinite": "nan"}
+    table = robustness_table({"membership": membership})
+    assert "_nonfinite" not in table and table.count("\n| ") == len(PROBES["membership"]["gap_from_gold"]) + 1
+    assert f"| {attack} |" in table and "undefined" in table.split(f"| {attack} |")[1].splitlines()[0]
+    precision = copy.deepcopy(PROBES["precision"]) | {"lost_at_nonfinite": "nan"}
+    assert robustness_table({"precision": precision}) == robustness_table({"precision": PROBES["precision"]})

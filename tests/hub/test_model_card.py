@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from huggingface_hub import ModelCard
+from safetensors.torch import save_file
 
 from scripts.push import main
 from tests.hub_helpers import SUMMARY, run_config, write_adapter
@@ -164,11 +166,11 @@ def test_license_and_architecture_come_from_the_base_and_are_unknown_otherwise(f
 
 
 def _fake_adapter(folder: Path, probes: dict | None) -> Path:
-    """An adapter folder as read_checkpoint and stage see it (the weights' bytes are never parsed), with
-    probes.json when ``probes`` is given."""
+    """An adapter folder as read_checkpoint and stage see it (whole safetensors weights, one tensor, no model
+    behind them), with probes.json when ``probes`` is given."""
     folder.mkdir()
     (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "alice/vanilla"}))
-    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    save_file({"lora": torch.zeros(1)}, str(folder / "adapter_model.safetensors"))
     (folder / "run_config.json").write_text(json.dumps(run_config("alice/vanilla")))
     (folder / "summary.json").write_text(json.dumps(SUMMARY))
     if probes is not None:
@@ -197,3 +199,22 @@ def test_push_publishes_probes_json_beside_the_card(tmp_path):
     assert "probes.json" in staged.files
     assert json.loads((tmp_path / "upload" / "probes.json").read_text()) == PROBES
     assert "## Robustness" in (tmp_path / "upload" / "README.md").read_text()
+
+
+def test_null_figures_are_n_a_on_the_card_and_left_out_of_its_metadata(tmp_path):
+    """A summary written by dumps_strict holds a non-finite figure as null beside its reason, an older one may hold
+    NaN itself: the card's table says n/a (why), the model-index and the app get finite numbers only."""
+    folder = _fake_adapter(tmp_path / "npo", None)
+    summary = {**SUMMARY, "forget": None, "forget_nonfinite": "nan", "forget_ci": [None, 0.3], "real": float("nan")}
+    summary["forget_caption"] = {**SUMMARY["forget_caption"], "truth_ratio": None, "truth_ratio_nonfinite": "inf"}
+    (folder / "summary.json").write_text(json.dumps(summary))  # Python's dumps writes the NaN as NaN
+    checkpoint = read_checkpoint(folder)
+    assert checkpoint.nonfinite_figures == {"forget": "nan", "real": "nan"}
+    assert set(checkpoint.figures) == set(FIGURES) - {"forget", "real"}
+    assert "truth_ratio" not in checkpoint.task_figures["forget_caption"]
+    card = ModelCard(str(model_card(checkpoint, "alice/npo")))
+    assert {result.metric_type for result in card.data.eval_results} == set(FIGURES) - {"forget", "real"}
+    assert "| Forget | n/a (nan) | [–, 0.3] |" in card.text and "| Real | n/a (nan) | – |" in card.text
+    assert "| forget_caption | 12 | – | 0.25 | 0.31 | – |" in card.text
+    assert "NaN" not in str(card.data.to_dict()) and "nan" not in str(card.data.to_yaml())
+    assert set(describe_adapter(str(folder))["figures"]) == set(FIGURES) - {"forget", "real"}

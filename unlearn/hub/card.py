@@ -8,7 +8,7 @@ show the same names and figures.
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,9 @@ from transformers import TrainingArguments
 
 from unlearn.data import CLEAR_SOURCE, RETAIN_OF
 from unlearn.errors import UsageError
-from unlearn.figures import HEADLINE, is_task_figure
+from unlearn.figures import HEADLINE, NONFINITE, NONFINITE_VALUES, dumps_strict, is_task_figure
 from unlearn.hub.resolve import REPO_ID, hub_id, resolve, split_revision
-from unlearn.hub.robustness import GUIDE, read_probes, robustness_table
+from unlearn.hub.robustness import GUIDE, read_json_object, read_probes, robustness_table
 
 TEMPLATE = Path(__file__).with_name("card_template.md")
 # Entries of summary.json that describe the evaluation rather than a task.
@@ -40,16 +40,15 @@ UNKNOWN = "unknown"  # the card's license or architecture when neither the check
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; {} when the file is absent; a UsageError when it is not a JSON object."""
-    if not path.is_file():
-        return {}
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise UsageError(f"{path} does not hold a JSON object")
-    return value
+    """A JSON object from ``path``; {} when the file is absent; a UsageError when it is not a JSON object
+    (:func:`unlearn.hub.robustness.read_json_object`, which reads ``probes.json``)."""
+    found = read_json_object(path)
+    return {} if found is None else found
+
+
+def _finite(value: Any) -> bool:
+    """A finite number (not a bool): what a figure's value in the card and its metadata may be."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _text(value: Any) -> str | None:
@@ -105,22 +104,44 @@ class Checkpoint:
 
     @property
     def figures(self) -> dict[str, float]:
-        """The headline figures present in summary.json (see HEADLINE), in HEADLINE's order."""
-        return {
-            key: float(self.summary[key])
-            for key in HEADLINE
-            if isinstance(self.summary.get(key), int | float) and not isinstance(self.summary[key], bool)
-        }
+        """The headline figures present in summary.json (see HEADLINE), in HEADLINE's order: finite numbers only
+        (a null figure is in :attr:`nonfinite_figures`)."""
+        return {key: float(self.summary[key]) for key in HEADLINE if _finite(self.summary.get(key))}
+
+    @property
+    def nonfinite_figures(self) -> dict[str, str]:
+        """The headline figures summary.json holds as null beside a ``<key>_nonfinite`` reason (``inf``, ``-inf``,
+        ``nan``), or as such a float (older files): key -> reason."""
+        found = {}
+        for key in HEADLINE:
+            value, reason = self.summary.get(key), self.summary.get(f"{key}{NONFINITE}")
+            if value is None and reason in NONFINITE_VALUES:
+                found[key] = reason
+            elif isinstance(value, float) and not math.isfinite(value):
+                found[key] = str(value)
+        return found
 
     @property
     def task_figures(self) -> dict[str, dict[str, float]]:
-        """Per-task figures of summary.json (``forget_face`` -> {``accuracy``: ..}): numbers, without intervals and
-        sample counts."""
+        """Per-task figures of summary.json (``forget_face`` -> {``accuracy``: ..}): finite numbers, without
+        intervals and sample counts (a null figure is left out: the card's table shows ``–``,
+        :attr:`nonfinite_task_figures`)."""
         tasks = {}
         for task, metrics in self._task_entries().items():
-            numbers = {k: float(v) for k, v in metrics.items() if is_task_figure(k, v)}
+            numbers = {k: float(v) for k, v in metrics.items() if is_task_figure(k, v) and _finite(v)}
             if numbers:
                 tasks[task] = numbers
+        return tasks
+
+    @property
+    def nonfinite_task_figures(self) -> dict[str, dict[str, str]]:
+        """Per-task figures held as null beside a ``<figure>_nonfinite`` reason: task -> figure -> reason."""
+        tasks: dict[str, dict[str, str]] = {}
+        for task, metrics in self._task_entries().items():
+            for key, value in metrics.items():
+                reason = metrics.get(f"{key}{NONFINITE}")
+                if value is None and reason in NONFINITE_VALUES:
+                    tasks.setdefault(task, {})[key] = reason
         return tasks
 
     @property
@@ -250,7 +271,7 @@ def _settings(run_config: dict[str, Any]) -> tuple[list[tuple[str, str]], list[t
     arguments). Non-strings are shown as JSON and ``|`` is escaped so the table holds."""
     rows: tuple[list[tuple[str, str]], list[tuple[str, str]]] = ([], [])
     for key, value in run_config.items():
-        text = (value if isinstance(value, str) else json.dumps(value)).replace("|", "\\|")
+        text = (value if isinstance(value, str) else dumps_strict(value)).replace("|", "\\|")
         rows[key in TRAINING_ARGUMENTS and key not in MAIN_TRAINING_ARGUMENTS].append((key, text))
     return rows
 
@@ -310,13 +331,10 @@ def model_card(
         quantization=_text(checkpoint.run_config.get("quantization")),
         architecture=checkpoint.architecture,
         license=data.license,
-        figures=[
-            (HEADLINE[key].label, f"{value:.4g}", _interval_text(checkpoint.interval(key)), HEADLINE[key].described())
-            for key, value in checkpoint.figures.items()
-        ],
+        figures=_figure_rows(checkpoint),
         forget_quality_samples=checkpoint.summary.get("forget_quality_samples"),
         task_samples=checkpoint.task_samples,
-        task_columns=sorted({metric for metrics in checkpoint.task_figures.values() for metric in metrics}),
+        task_columns=_task_columns(checkpoint),
         tasks=checkpoint.task_figures,
         robustness=robustness_table(checkpoint.probes) if checkpoint.probes is not None else None,
         robustness_guide=GUIDE,
@@ -325,8 +343,30 @@ def model_card(
     )
 
 
-def _interval_text(interval: list[float] | None) -> str:
-    return f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "–"
+def _task_columns(checkpoint: Checkpoint) -> list[str]:
+    """The figures of the card's task table: every per-task figure a task holds, as a number or as null (shown
+    ``–``)."""
+    tasks = [*checkpoint.task_figures.values(), *checkpoint.nonfinite_task_figures.values()]
+    return sorted({metric for metrics in tasks for metric in metrics})
+
+
+def _figure_rows(checkpoint: Checkpoint) -> list[tuple[str, str, str, str]]:
+    """The card's figure table, in HEADLINE's order: label, value (``n/a (inf)`` for a non-finite one), interval and
+    meaning."""
+    values = {key: f"{value:.4g}" for key, value in checkpoint.figures.items()}
+    values |= {key: f"n/a ({reason})" for key, reason in checkpoint.nonfinite_figures.items()}
+    return [
+        (HEADLINE[key].label, values[key], _interval_text(checkpoint.interval(key)), HEADLINE[key].described())
+        for key in HEADLINE
+        if key in values
+    ]
+
+
+def _interval_text(interval: list[float | None] | None) -> str:
+    """``[low, high]``, each bound ``–`` when it is null or not finite; ``–`` without an interval."""
+    if not interval:
+        return "–"
+    return "[" + ", ".join(f"{bound:.4g}" if _finite(bound) else "–" for bound in interval) + "]"
 
 
 def describe_adapter(name: str) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ from huggingface_hub import CommitInfo, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError
 
 from unlearn.errors import UsageError
+from unlearn.figures import dumps_strict
 from unlearn.hub.card import Checkpoint, model_card, read_checkpoint
 from unlearn.hub.resolve import REPO_ID, split_revision
 
@@ -59,7 +59,7 @@ def _adapter_config_for_hub(checkpoint: Checkpoint, base: str) -> str:
     """adapter_config.json naming the base by its Hub id and revision instead of a local path."""
     base_repo, base_revision = split_revision(base)
     config = {**checkpoint.adapter_config, "base_model_name_or_path": base_repo, "revision": base_revision}
-    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+    return dumps_strict(config, indent=2, sort_keys=True) + "\n"
 
 
 def stage(

@@ -2,17 +2,20 @@
 
 The model card and the evaluation report (through :mod:`eval.robustness`) both read the file here, so the two show
 the same tables and the same explanation of them. Every probe is optional; a null figure (one whose denominator is
-0) is printed as ``undefined``, never as a number, with a footnote saying why.
+0, or a non-finite one, written as null with a ``<key>_nonfinite`` reason) is printed as ``undefined``, never as a
+number, with a footnote saying why.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from unlearn.errors import UsageError
+from unlearn.figures import is_reason_key
 
 PROBES = "probes.json"
 UNDEFINED = "undefined"
@@ -48,30 +51,45 @@ FOOTNOTES = {
 NULL = f"{UNDEFINED}: the probe recorded no value (null)."
 
 
-def read_probes(folder: str | Path) -> dict[str, Any] | None:
-    """The folder's ``probes.json``; None when it has none; a one-line UsageError when it is not a JSON object."""
-    path = Path(folder) / PROBES
+def read_json_object(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object in ``path`` (the model card reads its folder's files with it too); None when the file is
+    absent; a one-line UsageError when it is not valid JSON or not an object. Lenient as Python's parser is: files of
+    older versions may hold ``NaN`` or ``Infinity``, read as floats; this version writes them as null with a reason
+    (:func:`unlearn.figures.dumps_strict`)."""
+    path = Path(path)
     if not path.is_file():
         return None
     try:
-        probes = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(probes, dict):
+    if not isinstance(value, dict):
         raise UsageError(f"{path} does not hold a JSON object")
-    return probes
+    return value
+
+
+def read_probes(folder: str | Path) -> dict[str, Any] | None:
+    """The folder's ``probes.json``; None when it has none; a one-line UsageError when it is not a JSON object."""
+    return read_json_object(Path(folder) / PROBES)
 
 
 def number(value: Any) -> str:
     """Three decimals (small non-zero values in scientific notation); ``undefined`` for null; ``-`` for anything else
-    (a figure the file does not hold)."""
+    (a figure the file does not hold); ``inf``/``nan`` as such for a non-finite number of an older file."""
     if value is None:
         return UNDEFINED
     if not isinstance(value, int | float) or isinstance(value, bool):
         return MISSING
+    if not math.isfinite(value):
+        return str(value)
     if value != 0 and abs(value) < 1e-3:
         return f"{value:.2e}"
     return f"{value:.3f}"
+
+
+def _keys(data: Any) -> list[Any]:
+    """The keys of a dict that name entries, not the ``<key>_nonfinite`` reason of a null one (none for a non-dict)."""
+    return [key for key in data if not is_reason_key(key)] if isinstance(data, dict) else []
 
 
 def _at(data: Any, *keys: str | int) -> Any:
@@ -149,7 +167,7 @@ def _precision_probe(probes: dict[str, Any]) -> list[str]:
             "/".join(str(_at(row, "model", "samples", task)) for task in PRECISION_TASKS),
         ]
         for precision, row in probes.items()
-        if precision != "lost_at"
+        if precision != "lost_at" and not is_reason_key(precision)
     ]
     header = ["Precision", "Forget: model", "Forget: vanilla", "Retain: model", "Retain: vanilla"]
     header += ["Forget-face probability: model", "Forget-face probability: vanilla", "Lost"]
@@ -172,7 +190,7 @@ def _rephrased(probes: dict[str, Any]) -> list[str]:
             *(number(_at(probes, who, variant, key)) for key in ("probability", "accuracy") for who in runs),
             str(_at(probes, "model", variant, "samples")),
         ]
-        for variant in probes.get("model") or {}
+        for variant in _keys(probes.get("model"))
     ]
     header = ["Variant", *(f"{label}: {who}" for label in ("Probability", "Accuracy") for who in runs), "Samples"]
     gold = f", gold in {_precision(_at(probes, 'gold_precision'))}" if "gold" in runs else ""
@@ -214,7 +232,7 @@ def _cross_modal(probes: dict[str, Any]) -> list[str]:
 def _membership(probes: dict[str, Any]) -> list[str]:
     """One row per attack: the AUC of the adapter, vanilla and gold, and the gap from gold."""
     runs = ("model", "vanilla", "gold")
-    attacks = dict.fromkeys([*((probes.get("model") or {}).get("auc") or {}), *(probes.get("gap_from_gold") or {})])
+    attacks = dict.fromkeys([*_keys((probes.get("model") or {}).get("auc")), *_keys(probes.get("gap_from_gold"))])
     rows = [
         [
             attack,
