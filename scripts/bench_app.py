@@ -7,7 +7,6 @@ Without options it builds a mini-CLEAR, the tiny model and random adapters; --ba
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -17,6 +16,7 @@ from peft import PeftModel
 from tqdm import tqdm
 
 from unlearn.errors import UsageError, run_cli
+from unlearn.figures import write_json_strict
 from unlearn.offline.mini_clear import write_mini_clear
 from unlearn.offline.random_adapters import write_random_adapters
 from unlearn.offline.random_weights import weightless_model
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         report = {"config": {**vars(args), "subject": subject, "adapters_loaded": adapters_loaded}, "results": results}
         path = Path(args.out) / "bench_app.json"
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_json_strict(path, report)
         print(f"wrote {path}")
     return 0
 

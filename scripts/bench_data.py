@@ -11,7 +11,6 @@ python -m scripts.bench_data --data DIR --processor ../shared/models/llava-1.5-7
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import resource
 import tempfile
@@ -27,6 +26,7 @@ from unlearn.architectures import PixelBudget
 from unlearn.collate import TrainingCollator
 from unlearn.data import load_clear
 from unlearn.errors import UsageError, run_cli
+from unlearn.figures import write_json_strict
 from unlearn.methods import get_method
 from unlearn.models import load_processor
 from unlearn.offline.memory import ResidentPeak, resident_memory
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     print_table(results)
     if args.out:
-        Path(args.out).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+        write_json_strict(args.out, [asdict(r) for r in results])
     return 0
 
 

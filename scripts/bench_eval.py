@@ -11,7 +11,6 @@ prompt run per answer) and ``prefix`` (the prompt and image run once, the answer
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 from eval.bench import AGREEMENT, ScoringBench, bench_samples, benchmark_scoring
 from eval.tasks import TASKS
 from unlearn.errors import UsageError, run_cli
+from unlearn.figures import write_json_strict
 from unlearn.models import load_model
 from unlearn.offline.mini_clear import write_mini_clear
 from unlearn.offline.tiny_model import write_tiny_model
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     print_result(result)
     if args.out:
         report = {**result.report(), "settings": {**vars(args), "tasks": tasks}, "model": model_path}
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_json_strict(args.out, report)
     return 0 if result.agree else 1
 
 

@@ -9,7 +9,6 @@ python -m scripts.bench_train --config ../shared/models/llava-1.5-7b-hf --random
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import resource
 import shutil
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from transformers import TrainerCallback
 
 from unlearn.errors import UsageError, run_cli
+from unlearn.figures import write_json_strict
 from unlearn.methods import METHODS
 from unlearn.offline.memory import (
     GIB,
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.layers:
         figures = {"runs": figures, **memory_model(results, args)}
     if args.out:
-        Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+        write_json_strict(args.out, figures)
     return 0
 
 

@@ -23,13 +23,12 @@ resumes probe by probe. With ``--output_dir ADAPTER`` the file lands in the adap
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from eval.logs import read_summary, write_json
 from eval.relearning import RELEARN_STEPS
-from eval.robustness import robustness_table
+from eval.robustness import read_probes, robustness_table
 from scripts.probe_runners import RUNNERS, forget_modality, run_config_of
 from unlearn.data import FORGET_SPLITS
 from unlearn.errors import UsageError, run_cli
@@ -140,7 +139,7 @@ def run_probes(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / PROBES_FILE
-    figures = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    figures = read_probes(out) or {}  # a broken file is a one-line error; null figures are kept as they are
     for name in names:
         if name in figures:
             print(f"{name}: already in {path}, kept")

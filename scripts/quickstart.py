@@ -30,6 +30,7 @@ from scripts import probe
 from scripts.probe import run_probes
 from unlearn.data import RETAIN_OF
 from unlearn.errors import UsageError, run_cli
+from unlearn.figures import write_json_strict
 from unlearn.methods import METHODS, get_method
 from unlearn.models import load_model
 from unlearn.offline.mini_clear import write_mini_clear
@@ -200,7 +201,7 @@ def check_settings(settings: ProtocolSettings) -> None:
     stamp = settings.out / "settings.json"
     current = {key: value for key, value in vars(settings).items() if key not in ("out", "methods")}
     if not stamp.exists():
-        stamp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        write_json_strict(stamp, current, sort_keys=True)
         return
     # A setting added since the folder was made holds its default there.
     recorded = {

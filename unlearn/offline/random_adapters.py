@@ -7,13 +7,13 @@ adapter weights (safetensors), processor files, ``run_config.json`` and optional
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from unlearn.figures import write_json_strict
 from unlearn.models import LoraSettings, add_lora, load_model
 
 
@@ -36,10 +36,10 @@ def write_random_adapters(
         randomize_lora(model, generator, std)
         model.save_pretrained(folder, safe_serialization=True)
         processor.save_pretrained(folder)
-        (folder / "run_config.json").write_text(json.dumps({"model": base, **run_config}, indent=2), encoding="utf-8")
+        write_json_strict(folder / "run_config.json", {"model": base, **run_config})
         summary = summaries[index] if summaries else None
         if summary is not None:
-            (folder / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+            write_json_strict(folder / "summary.json", summary)
         folders.append(folder)
     return folders
 
