@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scripts.quickstart import ProtocolSettings, check_settings, run_protocol
+from tests.strict_json import nonfinite_fields, strict_parse_tree
 from unlearn.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +71,33 @@ def test_every_stage_writes_its_outputs_and_a_rerun_skips_them(tmp_path, capsys)
     assert "## Robustness" in report
     for name in ("relearning_curves.png", "precision.png", "leakage.png"):
         assert (out / "report" / name).is_file()
+    _every_file_is_strict_json(out)
+
+
+def _every_file_is_strict_json(out: Path) -> None:
+    """Every *.json and *.jsonl the run wrote parses with a strict parser (no NaN, no Infinity); each truth ratio is
+    a number where ``exp(log R)`` fits a float and null with reason ``inf`` where it overflows (after gradient
+    ascent it can; whether this small run gets one is up to its seed)."""
+    parsed = strict_parse_tree(out)
+    names = {path.name for path in parsed}
+    assert {"summary.json", "run_config.json", "probes.json", "settings.json", "forget_caption.jsonl"} <= names
+    expected, checked = [], 0
+    for path, values in parsed.items():
+        if path.suffix != ".jsonl":
+            continue
+        for record in values:
+            if "log_truth_ratio" not in record:
+                continue
+            checked += 1
+            overflows = record["log_truth_ratio"] > math.log(sys.float_info.max)
+            if overflows:
+                expected.append((str(path.relative_to(out)), "truth_ratio", "inf"))
+            else:
+                assert isinstance(record["truth_ratio"], float) and "truth_ratio_nonfinite" not in record, path
+    assert checked > 100, "every evaluation's caption and option records carry log R"
+    found = nonfinite_fields(parsed, out)
+    assert [field for field in found if field[1] == "truth_ratio"] == expected
+    assert all(key != "log_truth_ratio" for _, key, _ in found), "log R is finite for finite losses"
 
 
 def test_unknown_method_exits_2_with_one_line_before_any_work(tmp_path):
