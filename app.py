@@ -1,8 +1,11 @@
-"""Ask the original model and every unlearned adapter the same question about an image, side by side.
+"""Ask the original model and every unlearned adapter about a face, side by side: how sure each one still is of the
+true name (bars), and what it answers.
 
-Run ``python app.py`` after the quickstart (it serves ``outputs/quickstart``), or name the models:
-``python app.py --base MODEL --adapter ADAPTER ...`` (folders or ``USER/NAME[@REVISION]``); on a Hugging Face Space
-set the variables ``CLEAR_BASE`` / ``CLEAR_ADAPTERS`` (comma-separated) / ``CLEAR_DATA`` / ``CLEAR_QUANTIZATION``.
+``python app.py`` serves ``outputs/quickstart``; with nothing there (and no model named) it first builds the offline
+demo there, the quickstart's default run, showing its progress, and later starts reuse it (``--no-build`` or
+``CLEAR_BUILD_DEMO=0`` turns this off). Or name the models: ``python app.py --base MODEL --adapter ADAPTER ...``
+(folders or ``USER/NAME[@REVISION]``); on a Hugging Face Space set the variables ``CLEAR_BASE`` /
+``CLEAR_ADAPTERS`` (comma-separated) / ``CLEAR_DATA`` / ``CLEAR_QUANTIZATION``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import base64
 import binascii
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,12 +23,32 @@ from typing import Any
 
 import gradio as gr
 
+from eval.candidates import candidate_probabilities
+from eval.report import results_table
+from eval.served import served_plot, served_runs
 from unlearn.errors import UsageError, run_cli
 from unlearn.prompts import Example
-from unlearn.serving.columns import QUICKSTART, ShownModel, choose_models, describe, run_setting, serving_quantization
+from unlearn.serving.building import run_with_progress_page
+from unlearn.serving.columns import (
+    QUICKSTART,
+    ShownModel,
+    choose_models,
+    describe,
+    discover_quickstart,
+    run_setting,
+    serving_quantization,
+    split_list,
+)
 from unlearn.serving.examples import GENERIC, AppExample, clear_examples
 from unlearn.serving.images import load_image
-from unlearn.serving.pool import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS, MAX_QUESTION_CHARS, ModelPool, bounded_new_tokens
+from unlearn.serving.pool import (
+    DEFAULT_NEW_TOKENS,
+    MAX_NEW_TOKENS,
+    MAX_QUESTION_CHARS,
+    ModelPool,
+    bounded_new_tokens,
+    clean_question,
+)
 
 try:  # ZeroGPU Spaces: borrow a GPU for each request
     import spaces
@@ -40,12 +64,25 @@ except ImportError:
 TITLE = "CLEAR unlearning: original vs. unlearned"
 INTRO = (
     "# CLEAR unlearning: what was forgotten, what was kept\n"
-    "Upload a face (or ask without an image) and compare the **original** model with each **unlearned adapter**. "
-    "The adapters were trained to forget some persons of the [CLEAR](https://huggingface.co/datasets/therem/CLEAR) "
-    "benchmark and keep everything else: on a forgotten person they should no longer give the name or facts, on a "
-    "retained one they should answer like the original. Decoding is greedy: the same question gets the same answer."
+    "Pick a face below (🔴 a person the adapters were trained to forget, 🟢 one they should keep) or upload one, "
+    "and compare the **original** model with each **unlearned adapter** of the "
+    "[CLEAR](https://huggingface.co/datasets/therem/CLEAR) benchmark. The **bars** show how much probability each "
+    "model gives the true name (✓) and the decoy names, scored as the evaluation scores them: on a forgotten person "
+    "an adapter should no longer favour the true name, on a retained one it should still. The generated answer is "
+    "beside them; decoding is greedy, so the same question gets the same answer."
 )
+BARS_LABEL = "Name probabilities (✓ true name)"
+TRUE_MARK = "✓ "
+MAX_CANDIDATES = 10
+MAX_CANDIDATE_CHARS = 100
 MAX_FILE_SIZE = "20mb"
+BUILD_ENV = "CLEAR_BUILD_DEMO"
+BUILD_DESCRIPTION = (
+    "No models were named and no quickstart outputs were found, so the app is making its own: the offline "
+    "protocol (`python -m scripts.quickstart`, about 4 minutes on 2 CPU cores) writes a mini-CLEAR and a tiny "
+    "LLaVA, fine-tunes the vanilla and gold models, unlearns two persons and evaluates them. This page reloads "
+    "itself when the demo is ready; later starts reuse it."
+)
 logger = logging.getLogger("app")
 
 
@@ -69,33 +106,83 @@ def image_source(payload: Any, upload_folder: str | Path) -> str | bytes | None:
     raise UsageError("the image did not arrive: please upload it again")
 
 
+def parse_candidates(text: Any) -> list[str]:
+    """Comma-separated names, each cleaned like a question and cut to MAX_CANDIDATE_CHARS, duplicates dropped; none
+    or at least two (one name would always get the whole probability), at most MAX_CANDIDATES."""
+    names = [clean_question(name)[:MAX_CANDIDATE_CHARS] for name in split_list(text if isinstance(text, str) else "")]
+    names = list(dict.fromkeys(name for name in names if name))
+    if len(names) == 1:
+        raise UsageError("give at least two candidate names, separated by commas")
+    if len(names) > MAX_CANDIDATES:
+        raise UsageError(f"give at most {MAX_CANDIDATES} candidate names")
+    return names
+
+
+def bar_values(names: Sequence[str], probabilities: Sequence[float], true_name: str | None) -> dict[str, float]:
+    """``gr.Label``'s value: each name's probability, the true name marked with TRUE_MARK."""
+    return {(TRUE_MARK + name if name == true_name else name): p for name, p in zip(names, probabilities, strict=True)}
+
+
 def respond(
-    pool: ModelPool, image_payload: Any, question: Any, max_new_tokens: Any, upload_folder: str | Path
-) -> Iterator[list[str]]:
-    """Stream ``[status, original's answer, adapter 1's answer, ...]`` for the raw request values; bad input only
-    sets the status line."""
-    answers = [""] * (1 + len(pool.adapters))
+    pool: ModelPool,
+    image_payload: Any,
+    question: Any,
+    max_new_tokens: Any,
+    upload_folder: str | Path,
+    candidates: Any = "",
+    example_key: Any = "",
+    examples: Mapping[str, AppExample] | None = None,
+) -> Iterator[list[Any]]:
+    """Stream ``[status, answer per column..., bars per column...]`` for the raw request values; the columns are the
+    original, then every adapter asked for. Bad input only sets the status line.
+
+    ``example_key`` names a CLEAR face of ``examples`` (``forget_face:3``): its image, question and options are used
+    as the evaluation uses them. Otherwise the request's image and question are used, and the bars score the
+    ``candidates`` (comma-separated names) after them; without candidates there are no bars.
+    """
+    slots = (None, *pool.slots)
+    answers: list[str] = [""] * len(slots)
+    bars: list[dict[str, float] | None] = [None] * len(slots)
     try:
-        source = image_source(image_payload, upload_folder)
-        image = load_image(source) if source is not None else None
+        chosen = (examples or {}).get(example_key) if example_key else None
+        if example_key and chosen is None:
+            raise UsageError("unknown example: pick a face from the gallery again")
+        if chosen is not None:
+            image, question, names = chosen.image, chosen.question, list(chosen.options)
+        else:
+            source = image_source(image_payload, upload_folder)
+            image = load_image(source) if source is not None else None
+            names = parse_candidates(candidates)
         new_tokens = bounded_new_tokens(max_new_tokens)
         prompt, cut = pool.fit_question(question if isinstance(question, str) else "", image, new_tokens)
     except UsageError as exc:
-        yield [f"⚠️ {exc}", *answers]
+        yield [f"⚠️ {exc}", *answers, *bars]
         return
     notes = ["text-only question (no image)"] if image is None else []
     notes += ["the question was cut to fit the model's context"] if cut else []
     status = f"ℹ️ {'; '.join(notes)}" if notes else ""
+    scored = Example(chosen.question if chosen is not None else prompt, "", image)
+    true_name = chosen.true_name if chosen is not None else None
     example = Example(prompt, "", image)
-    for column, adapter in enumerate((None, *pool.adapters)):
+    for column, slot in enumerate(slots):
+        if slot in pool.failed:
+            answers[column] = f"⚠️ not loaded: {pool.failed[slot]}"
+            yield [status, *answers, *bars]
+            continue
         try:
-            for text in pool.stream(adapter, example, new_tokens):
+            if names:
+                shares = pool.run(
+                    slot, lambda model, processor: candidate_probabilities(model, processor, scored, names)
+                )
+                bars[column] = bar_values(names, shares, true_name)
+                yield [status, *answers, *bars]
+            for text in pool.stream(slot, example, new_tokens):
                 answers[column] = text
-                yield [status, *answers]
+                yield [status, *answers, *bars]
         except Exception as exc:  # one failing model must not end the request, nor the server
-            logger.exception("generation failed")
+            logger.exception("model %s failed", slot or "original")
             answers[column] = f"⚠️ generation failed ({type(exc).__name__})"
-    yield [status, *answers]
+    yield [status, *answers, *bars]
 
 
 def example_rows(examples: Sequence[AppExample]) -> tuple[list[list[Any]], list[str]]:
@@ -103,46 +190,121 @@ def example_rows(examples: Sequence[AppExample]) -> tuple[list[list[Any]], list[
     return [[example.image, example.question] for example in examples], [example.label for example in examples]
 
 
-def build_demo(pool: ModelPool, columns: Sequence[ShownModel], examples: Sequence[AppExample]) -> gr.Blocks:
-    """The page: image and question on top, one answer column per model, examples below."""
-    if len(columns) != 1 + len(pool.adapters):
-        raise ValueError("one column per model: the original, then each adapter")
+def gallery_items(faces: Sequence[AppExample]) -> list[tuple[Any, str]]:
+    """The gallery's thumbnails with their badge: 🔴 forget · NAME or 🟢 retain · NAME."""
+    return [(face.image, f"{'🔴' if face.kind == 'forget' else '🟢'} {face.label}") for face in faces]
+
+
+def first_view(answer: Callable[..., Iterator[list[Any]]], faces: Sequence[AppExample]) -> list[Any] | None:
+    """The page's opening view: the last update of asking about the first face (a forgotten person's), or None when
+    there is no face or asking fails (the page then opens empty)."""
+    if not faces:
+        return None
+    try:
+        *_, last = answer(None, faces[0].question, DEFAULT_NEW_TOKENS, "", faces[0].key)
+    except Exception:  # e.g. no GPU outside a request on ZeroGPU: the page opens without the first answers
+        logger.exception("could not answer the first example at start")
+        return None
+    return last
+
+
+def build_demo(
+    pool: ModelPool,
+    columns: Sequence[ShownModel],
+    examples: Sequence[AppExample],
+    results: tuple[str, str | None] | None = None,
+) -> gr.Blocks:
+    """The page: the gallery of faces, image, question and candidates, one column per model (bars and answer), the
+    other examples, and the results panel (``results``: markdown table and plot path)."""
+    if len(columns) != 1 + len(pool.slots):
+        raise ValueError("one column per model: the original, then each adapter asked for")
+    faces = [example for example in examples if example.key]
+    by_key = {face.key: face for face in faces}
+    others = [example for example in examples if not example.key]
 
     @on_gpu
-    def answer(image_payload: Any, question: Any, max_new_tokens: Any) -> Iterator[list[str]]:
-        yield from respond(pool, image_payload, question, max_new_tokens, image.GRADIO_CACHE)
+    def answer(image_payload: Any, question: Any, max_new_tokens: Any, names: Any, key: Any) -> Iterator[list[Any]]:
+        yield from respond(pool, image_payload, question, max_new_tokens, upload_folder, names, key, by_key)
 
+    upload_folder = gr.utils.get_upload_folder()  # where gr.Image keeps uploads (GRADIO_TEMP_DIR)
+    opening = first_view(answer, faces)
+    shown = faces[0] if opening is not None else None
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
+        gallery = gr.Gallery(
+            gallery_items(faces),
+            label="Faces: 🔴 forgotten · 🟢 retained (click one)",
+            columns=8,
+            height=190,
+            allow_preview=False,
+            object_fit="cover",
+            visible=bool(faces),
+        )
         with gr.Row():
-            image = gr.Image(label="Image (optional)", type="filepath", image_mode=None, format="png", height=300)
+            image = gr.Image(
+                shown.image if shown else None,
+                label="Image (optional)",
+                type="filepath",
+                image_mode=None,
+                format="png",
+                height=220,
+            )
             with gr.Column():
                 question = gr.Textbox(
-                    label="Question", placeholder="Who is this person?", lines=2, max_length=MAX_QUESTION_CHARS
+                    shown.question if shown else "",
+                    label="Question",
+                    placeholder="Who is this person?",
+                    lines=2,
+                    max_length=MAX_QUESTION_CHARS,
                 )
+                names = gr.Textbox(
+                    ", ".join(shown.options) if shown else "",
+                    label="Candidate names (optional, comma-separated): bars of how sure each model is of each",
+                    placeholder="Name One, Name Two, Name Three",
+                )
+                key = gr.Textbox(shown.key if shown else "", visible=False)
                 with gr.Accordion("Settings", open=False):
                     max_new_tokens = gr.Slider(
                         1, MAX_NEW_TOKENS, value=DEFAULT_NEW_TOKENS, step=1, label="Max new tokens"
                     )
                 ask = gr.Button("Ask every model", variant="primary")
-        status = gr.Markdown()
-        answers = []
+        status = gr.Markdown(opening[0] if opening else "")
+        answers, bars = [], []
         with gr.Row(equal_height=True):
-            for column in columns:
+            for index, column in enumerate(columns):
                 with gr.Column(min_width=240):
                     gr.Markdown(column.markdown())
-                    answers.append(gr.Textbox(label="Answer", lines=4, interactive=False))
-        rows, labels = example_rows(examples)
-        gr.Examples(rows, inputs=[image, question], example_labels=labels, label="Examples")
-        gr.on(
-            [ask.click, question.submit],
-            answer,
-            inputs=[image, question, max_new_tokens],
-            outputs=[status, *answers],
-            api_name="answer",
+                    bars.append(gr.Label(opening[1 + len(columns) + index] if opening else None, label=BARS_LABEL))
+                    answers.append(
+                        gr.Textbox(opening[1 + index] if opening else "", label="Answer", lines=3, interactive=False)
+                    )
+        if others:
+            rows, labels = example_rows(others)
+            gr.Examples(rows, inputs=[image, question], example_labels=labels, label="Text questions")
+        if results is not None:
+            with gr.Accordion("Results of the served models (summary.json)", open=True):
+                gr.Markdown(results[0])
+                if results[1] is not None:
+                    gr.Image(results[1], label="Forget against model utility", height=360, interactive=False)
+
+        def pick(selected: gr.SelectData) -> list[Any]:
+            face = faces[selected.index]
+            return [face.image, face.question, ", ".join(face.options), face.key]
+
+        def typed() -> str:  # the user changed the input: it is no longer the gallery's CLEAR sample
+            return ""
+
+        for changed in (question.input, names.input, image.upload, image.clear):
+            changed(typed, outputs=key, queue=False, show_progress="hidden")
+        asked = dict(
+            fn=answer,
+            inputs=[image, question, max_new_tokens, names, key],
+            outputs=[status, *answers, *bars],
             preprocess=False,  # raw values: respond() checks and decodes them itself
             concurrency_limit=1,  # one generation at a time; the pool's lock also guarantees it
         )
+        gallery.select(pick, outputs=[image, question, names, key], queue=False).then(**asked, api_name=False)
+        gr.on([ask.click, question.submit], **asked, api_name="answer")
     return demo
 
 
@@ -160,12 +322,37 @@ def load_examples(data: str | None, forget: str | None) -> list[AppExample]:
 def create_demo(
     base: str, adapters: Sequence[str], quantization: str | None = None, data: str | None = None
 ) -> gr.Blocks:
-    """Load the models once and build the page."""
-    pool = ModelPool.load(base, adapters, quantization)
-    columns = [describe(base, original=True), *(describe(adapter) for adapter in adapters)]
-    first = columns[1] if adapters else None
-    data = data or (run_setting(adapters[0], "data") if adapters else None)
-    return build_demo(pool, columns, load_examples(data, first.forget if first else None))
+    """Load the models once (an adapter that cannot be loaded gets its error in its column) and build the page."""
+    pool = ModelPool.load(base, adapters, quantization, keep_going=True)
+    columns = [describe(base, original=True)]
+    for slot, adapter in zip(pool.slots, adapters, strict=True):
+        columns.append(ShownModel(adapter, error=pool.failed[slot]) if slot in pool.failed else describe(adapter))
+    first = next((column for column in columns[1:] if column.error is None), None)
+    data = data or next(filter(None, (run_setting(adapter, "data") for adapter in adapters)), None)
+    loaded = [adapter for slot, adapter in zip(pool.slots, adapters, strict=True) if slot not in pool.failed]
+    runs = served_runs(base, loaded, quantization)
+    plot = served_plot(runs, Path(tempfile.mkdtemp(prefix="clear-app-")) / "forget_vs_utility.png")
+    results = (results_table(runs), str(plot) if plot else None) if runs else None
+    return build_demo(pool, columns, load_examples(data, first.forget if first else None), results)
+
+
+def wants_demo_build(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
+    """Build the offline demo when no model is named (flags or environment), the quickstart folder has no base or
+    no adapter yet (a build cut short resumes), and neither ``--no-build`` nor ``CLEAR_BUILD_DEMO=0`` says not to."""
+    named = args.base or args.adapter or environ.get("CLEAR_BASE") or environ.get("CLEAR_ADAPTERS")
+    disabled = args.no_build or environ.get(BUILD_ENV, "1").strip().lower() in ("0", "false", "no", "off")
+    base, adapters = discover_quickstart(args.quickstart)
+    return not named and not disabled and (base is None or not adapters)
+
+
+def build_offline_demo(folder: str | Path, host: str | None, port: int | None) -> int:
+    """Run the quickstart's default protocol into ``folder`` while a page shows its progress; return the port."""
+    from scripts.quickstart import ProtocolSettings, run_protocol  # only this first start needs the training stack
+
+    _, used_port = run_with_progress_page(
+        lambda: run_protocol(ProtocolSettings(out=Path(folder))), BUILD_DESCRIPTION, host, port
+    )
+    return used_port
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -181,19 +368,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="precision of the base (env CLEAR_QUANTIZATION); default: the one the first adapter was trained in",
     )
     parser.add_argument("--data", default=os.environ.get("CLEAR_DATA"), help="CLEAR folder or Hub id for examples")
-    parser.add_argument("--quickstart", default=QUICKSTART, help="folder served when no model is named")
+    parser.add_argument(
+        "--quickstart", default=QUICKSTART, help="folder served when no model is named (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--no-build",
+        action="store_true",
+        help=f"with no model named and no quickstart outputs, exit instead of building the offline demo "
+        f"(env {BUILD_ENV}=0)",
+    )
     parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; 0.0.0.0 on Spaces)")
     parser.add_argument("--port", type=int, default=None, help="port (default 7860 or the first free one after it)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = parse_args(argv)
+    port = args.port
+    if wants_demo_build(args, os.environ):
+        port = build_offline_demo(args.quickstart, args.host, port)
     base, adapters = choose_models(args.base, args.adapter, os.environ, args.quickstart)
     quantization = serving_quantization(args.quantization, adapters)
     print(f"base: {base}\nadapters: {', '.join(adapters) or 'none'}\nquantization: {quantization or 'none'}")
     demo = create_demo(base, adapters, quantization, args.data)
-    demo.queue(max_size=64).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE)
+    demo.queue(max_size=64).launch(server_name=args.host, server_port=port, max_file_size=MAX_FILE_SIZE)
     return 0
 
 

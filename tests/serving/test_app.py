@@ -29,7 +29,7 @@ from unlearn.models import load_model
 from unlearn.offline.random_adapters import write_random_adapters
 from unlearn.offline.random_weights import weightless_model
 from unlearn.offline.tiny_model import TinySpec, write_tiny_model
-from unlearn.prompts import Example
+from unlearn.prompts import FACE_PROMPT, Example
 from unlearn.serving.columns import (
     NO_FIGURES,
     ShownModel,
@@ -236,16 +236,21 @@ def test_adapters_are_served_in_the_precision_they_were_trained_in(adapters, tmp
     assert serving_quantization(None, adapters) is None and serving_quantization(None, []) is None
 
 
-def test_examples_show_forgotten_and_retained_persons(mini_clear, adapters):
-    examples = clear_examples(mini_clear, "forget10", persons=2)
-    forgotten = set(load_clear("forget10", mini_clear)["name"])  # one person in this mini-CLEAR
-    retained = set(load_clear("retain_perturbed", mini_clear)["name"])
-    expected = [("forget", forgotten)] * min(2, len(forgotten)) + [("retain", retained)] * 2
-    faces = [example for example in examples if example.image is not None]
-    assert len(faces) == len(expected) and len({face.label for face in faces}) == len(faces)
-    for face, (kind, names) in zip(faces, expected, strict=True):
-        assert face.label.split(" · ")[0] == kind and face.label.split(" · ")[1] in names
-    assert examples[-1].image is None and examples[-1].label == "forget · text question"
+def test_examples_are_every_forgotten_face_some_retained_ones_and_a_text_question(mini_clear, adapters):
+    examples = clear_examples(mini_clear, "forget10", retained=3)
+    faces = [example for example in examples if example.key]
+    forgotten = list(dict.fromkeys(load_clear("forget10_perturbed", mini_clear)["name"]))
+    retained = list(dict.fromkeys(load_clear("retain_perturbed", mini_clear)["name"]))[:3]
+    assert [face.label for face in faces] == [f"forget · {n}" for n in forgotten] + [f"retain · {n}" for n in retained]
+    assert [face.kind for face in faces] == ["forget"] * len(forgotten) + ["retain"] * 3
+    for face in faces:
+        task, row = face.key.split(":")
+        config = {"forget_face": "forget10_perturbed", "retain_face": "retain_perturbed"}[task]
+        expected = load_clear(config, mini_clear)[int(row)]
+        assert face.true_name == expected["name"] and face.question == FACE_PROMPT, "the face task's sample"
+        assert list(face.options[1:]) == [n for n in expected["perturbed_names"] if n != expected["name"]]
+        assert face.image.tobytes() == expected["image"].tobytes()
+    assert examples[-1].image is None and examples[-1].label == "forget · text question" and not examples[-1].key
     assert run_setting(adapters[0], "data") == mini_clear, "the app finds its examples through the run config"
     with pytest.raises(UsageError, match="unknown forget split"):
         clear_examples(mini_clear, "forget50")
@@ -262,9 +267,10 @@ def test_respond_streams_every_column_in_turn(pool, tmp_path, face):
     face.save(tmp_path / "face.png")
     updates = collect(pool, str(tmp_path / "face.png"), "Who is this person?")
     final = updates[-1]
-    assert final[0] == "" and all(final[1:]), "no status note and every column answered"
-    assert updates[0][2:] == ["", ""], "the original streams first, the adapters wait their turn"
-    assert final[1:] == [
+    assert final[0] == "" and all(final[1:4]), "no status note and every column answered"
+    assert final[4:] == [None, None, None], "no candidate names: no bars"
+    assert updates[0][2:4] == ["", ""], "the original streams first, the adapters wait their turn"
+    assert final[1:4] == [
         pool.answer(a, Example("Who is this person?", "", load_image(tmp_path / "face.png")), 6)
         for a in (None, *pool.adapters)
     ]
@@ -289,13 +295,13 @@ def test_only_uploaded_files_and_inline_images_are_read(tmp_path, face):
 
 def test_respond_turns_bad_input_into_a_status_line(pool, tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
-    assert collect(pool, str(tmp_path / "notes.txt"), "Who?") == [["⚠️ " + NOT_AN_IMAGE, "", "", ""]]
+    assert collect(pool, str(tmp_path / "notes.txt"), "Who?") == [["⚠️ " + NOT_AN_IMAGE, "", "", "", None, None, None]]
     assert collect(pool, None, "   ")[0][0] == "⚠️ please type a question"
     assert collect(pool, None, None)[0][0] == "⚠️ please type a question"
     assert collect(pool, "/etc/hostname", "Who?", folder=tmp_path)[0][0].startswith("⚠️ the image did not arrive")
     text_only = collect(pool, None, "Who is Ann?")[-1]
     assert text_only[0] == "ℹ️ text-only question (no image)"
-    assert len(text_only) == 4 and all(isinstance(answer, str) for answer in text_only[1:]), "every column answered"
+    assert len(text_only) == 7 and all(isinstance(answer, str) for answer in text_only[1:4]), "every column answered"
     assert "cut to fit" in collect(pool, None, "word " * 2000)[-1][0]
 
 
@@ -330,12 +336,30 @@ def test_build_demo_needs_one_column_per_model(pool):
         app.build_demo(pool, [ShownModel("base", original=True)], [])
 
 
-def test_without_models_the_app_says_how_to_make_them(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("CLEAR_BASE", raising=False)
-    monkeypatch.delenv("CLEAR_ADAPTERS", raising=False)
-    assert run_cli(app.main, ["--quickstart", str(tmp_path)]) == 2
+def test_without_models_and_without_the_demo_build_the_app_says_how_to_make_them(tmp_path, monkeypatch, capsys):
+    for name in ("CLEAR_BASE", "CLEAR_ADAPTERS", app.BUILD_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert run_cli(app.main, ["--quickstart", str(tmp_path), "--no-build"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: no models to show: run the quickstart first") and "--adapter" in error
+    monkeypatch.setenv(app.BUILD_ENV, "0")
+    assert run_cli(app.main, ["--quickstart", str(tmp_path)]) == 2, "the variable turns the build off too"
+    assert list(tmp_path.iterdir()) == [], "nothing was built"
+
+
+def test_the_demo_is_built_only_when_nothing_is_named_or_built(tmp_path, adapters):
+    def wants(argv, environ=None):
+        return app.wants_demo_build(app.parse_args(["--quickstart", str(tmp_path / "qs"), *argv]), environ or {})
+
+    assert wants([]), "nothing named, nothing built: build"
+    assert not wants(["--no-build"]) and not wants([], {app.BUILD_ENV: "0"}) and not wants([], {app.BUILD_ENV: "off"})
+    assert not wants(["--adapter", adapters[0]]) and not wants(["--base", "x"])
+    assert not wants([], {"CLEAR_ADAPTERS": adapters[0]}) and not wants([], {"CLEAR_BASE": "x"})
+    (tmp_path / "qs" / "vanilla").mkdir(parents=True)
+    (tmp_path / "qs" / "vanilla" / "config.json").write_text("{}")
+    assert wants([]), "a build cut short (a base, no adapter yet) resumes"
+    shutil.copytree(adapters[0], tmp_path / "qs" / "unlearn-npo")
+    assert not wants([]), "a built demo is reused"
 
 
 def test_readme_front_matter_is_a_gradio_space_running_app_py():

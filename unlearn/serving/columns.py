@@ -39,6 +39,7 @@ class ShownModel:
     method: str | None = None
     forget: str | None = None
     figures: dict[str, float] = field(default_factory=dict)
+    error: str | None = None  # why the model could not be loaded: the column shows it instead of answers
 
     @property
     def name(self) -> str:
@@ -59,6 +60,8 @@ class ShownModel:
         """The column header: heading, name and headline figures (labels as on the model card) or NO_FIGURES."""
         labels = {key: HEADLINE[key].label if key in HEADLINE else key for key in self.figures}
         figures = " · ".join(f"{labels[key]} **{value:.3g}**" for key, value in self.figures.items())
+        if self.error is not None:
+            figures = f"⚠️ could not be loaded: {self.error}"
         return "\n\n".join([f"### {self.heading}", f"`{self.name}`", figures or NO_FIGURES])
 
 

@@ -11,23 +11,24 @@ from __future__ import annotations
 import functools
 import threading
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import torch
 from peft import PeftModel
 from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin, TextIteratorStreamer
 
 from unlearn.collate import generation_batch
 from unlearn.errors import UsageError
-from unlearn.hub.resolve import resolve
-from unlearn.models import load_model
+from unlearn.models import adapter_folder, load_model
 from unlearn.prompts import Example
 
 MAX_NEW_TOKENS = 256
 DEFAULT_NEW_TOKENS = 64
 MAX_QUESTION_CHARS = 2000
+T = TypeVar("T")
 PROMPT_MARGIN = 8  # tokens kept free for tokenization differences at the question's edges
 
 
@@ -104,34 +105,66 @@ def active(model: PreTrainedModel | PeftModel, adapter: str | None) -> Iterator[
             model.base_model.enable_adapter_layers()
 
 
-class ModelPool:
-    """One base model with LoRA adapters in memory; ``None`` names the original (adapters disabled)."""
+def _attach(model: PreTrainedModel | PeftModel, name: str, adapter: str, base: str) -> PreTrainedModel | PeftModel:
+    """``model`` with ``adapter`` loaded as ``name``; any failure is a UsageError of one line naming the adapter."""
+    path = adapter_folder(adapter)  # a missing or damaged file is found before the model is touched
+    try:
+        if isinstance(model, PeftModel):
+            model.load_adapter(path, adapter_name=name, is_trainable=False)
+            return model
+        return PeftModel.from_pretrained(model, path, adapter_name=name, is_trainable=False)
+    except RuntimeError as exc:  # torch's state-dict size mismatch
+        raise UsageError(f"adapter {adapter} does not fit {base}: was it trained on another base?") from exc
+    except Exception as exc:  # a broken file must not end the app: one line saying what failed
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot load adapter {adapter} on {base}: {first_line}") from exc
 
-    def __init__(self, model: PreTrainedModel | PeftModel, processor: ProcessorMixin) -> None:
+
+class ModelPool:
+    """One base model with LoRA adapters in memory; ``None`` names the original (adapters disabled).
+
+    ``slots`` names every adapter asked for, in order (``adapter_1``...); ``failed`` maps the slot of each one that
+    could not be loaded to its one-line reason, and ``adapters`` holds the loaded ones.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel | PeftModel,
+        processor: ProcessorMixin,
+        slots: Sequence[str] | None = None,
+        failed: dict[str, str] | None = None,
+    ) -> None:
         self.model = model.eval()
         self.processor = processor
-        self.adapters: tuple[str, ...] = tuple(model.peft_config) if isinstance(model, PeftModel) else ()
+        loaded = tuple(model.peft_config) if isinstance(model, PeftModel) else ()
+        self.failed: dict[str, str] = dict(failed or {})
+        self.slots: tuple[str, ...] = tuple(slots) if slots is not None else loaded
+        self.adapters: tuple[str, ...] = tuple(slot for slot in self.slots if slot not in self.failed)
         self.lock = threading.Lock()
         self.device = model.device
         self.dtype = model.get_input_embeddings().weight.dtype
 
     @classmethod
-    def load(cls, base: str, adapters: Sequence[str] = (), quantization: str | None = None) -> ModelPool:
-        """Load ``base`` once and attach ``adapters`` (folders or ``USER/NAME[@REV]``) as ``adapter_1``, ..."""
+    def load(
+        cls, base: str, adapters: Sequence[str] = (), quantization: str | None = None, keep_going: bool = False
+    ) -> ModelPool:
+        """Load ``base`` once and attach ``adapters`` (folders or ``USER/NAME[@REV]``) as ``adapter_1``, ...
+
+        An adapter that cannot be loaded raises UsageError, or with ``keep_going`` is left out and its reason kept
+        in ``failed`` (the app then shows it in that adapter's column).
+        """
         model, processor = load_model(base, quantization=quantization)
-        for name, adapter in zip(adapter_names(len(adapters)), adapters, strict=True):
-            path = resolve(adapter)
+        slots, failed = adapter_names(len(adapters)), {}
+        for name, adapter in zip(slots, adapters, strict=True):
             try:
-                if isinstance(model, PeftModel):
-                    model.load_adapter(path, adapter_name=name, is_trainable=False)
-                else:
-                    model = PeftModel.from_pretrained(model, path, adapter_name=name, is_trainable=False)
-            except RuntimeError as exc:  # torch's state-dict size mismatch
-                raise UsageError(f"adapter {adapter} does not fit {base}: was it trained on another base?") from exc
-            except (OSError, ValueError, KeyError) as exc:
-                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise UsageError(f"cannot load adapter {adapter} on {base}: {first_line}") from exc
-        return cls(model, processor)
+                model = _attach(model, name, adapter, base)
+            except UsageError as exc:
+                if not keep_going:
+                    raise
+                failed[name] = str(exc)
+                if isinstance(model, PeftModel) and name in model.peft_config:  # half-attached: take it off again
+                    model.delete_adapter(name)
+        return cls(model, processor, slots, failed)
 
     @property
     def context_length(self) -> int:
@@ -148,6 +181,12 @@ class ModelPool:
     def using(self, adapter: str | None) -> AbstractContextManager[None]:
         """:func:`active` on this pool's model; call only while holding ``lock``."""
         return active(self.model, adapter)
+
+    def run(self, adapter: str | None, work: Callable[[PreTrainedModel | PeftModel, ProcessorMixin], T]) -> T:
+        """``work(model, processor)`` with ``adapter`` active (None: the original), under the lock, without
+        gradients: how the app scores answers with the evaluator's own functions."""
+        with self.lock, self.using(adapter), torch.inference_mode():
+            return work(self.model, self.processor)
 
     def stream(self, adapter: str | None, example: Example, max_new_tokens: int) -> Iterator[str]:
         """Yield the answer of ``adapter`` (None: the original) so far, token by token, greedy decoding.
