@@ -144,7 +144,7 @@ def respond(
     answers: list[str] = [""] * len(slots)
     bars: list[dict[str, float] | None] = [None] * len(slots)
     try:
-        chosen = (examples or {}).get(example_key) if example_key else None
+        chosen = (examples or {}).get(example_key) if isinstance(example_key, str) else None
         if example_key and chosen is None:
             raise UsageError("unknown example: pick a face from the gallery again")
         if chosen is not None:

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 180
 TOKENS = 6
+COLUMNS = 3  # the original and two adapters
 
 
 def free_port() -> int:
@@ -81,9 +82,13 @@ def face_file(mini_clear, tmp_path_factory) -> str:
     return str(path)
 
 
-def ask(url: str, image: str | None, question: str, tokens: int = TOKENS) -> tuple:
-    return Client(url, verbose=False).predict(
-        handle_file(image) if image else None, question, tokens, api_name="/answer"
+def ask(url: str, image: str | None, question: str, tokens: int = TOKENS, names: str = "") -> tuple:
+    """``(status, answer per column..., bars per column...)`` of one request: image, question, max new tokens,
+    candidate names and no gallery example."""
+    return tuple(
+        Client(url, verbose=False).predict(
+            handle_file(image) if image else None, question, tokens, names, "", api_name="/answer"
+        )
     )
 
 
@@ -99,13 +104,16 @@ def raw_call(url: str, body: str) -> tuple[str, str]:
 
 def test_every_column_answers_and_answers_stream(server, face_file):
     url, _ = server
-    job = Client(url, verbose=False).submit(handle_file(face_file), "Who is this person?", TOKENS, api_name="/answer")
-    status, *answers = job.result(timeout=120)
-    assert status == "" and len(answers) == 3 and all(answers)
+    job = Client(url, verbose=False).submit(
+        handle_file(face_file), "Who is this person?", TOKENS, "", "", api_name="/answer"
+    )
+    status, *outputs = job.result(timeout=120)
+    answers = outputs[:COLUMNS]
+    assert status == "" and len(outputs) == 2 * COLUMNS and all(answers)
     assert len(set(answers)) == 3, "the original and the two adapters answer differently"
     updates = job.outputs()
     assert len(updates) > 3, "answers arrive token by token, not at the end"
-    assert list(updates[0][2:]) == ["", ""], "the original streams first, the adapters wait their turn"
+    assert list(updates[0][2 : COLUMNS + 1]) == ["", ""], "the original streams first, the adapters wait their turn"
 
 
 def png_bytes(image: Image.Image, **options) -> bytes:
@@ -151,20 +159,41 @@ def malformed_files(folder: Path) -> dict[str, tuple[bytes, str]]:
 # the status line it must show.
 TEXT_ONLY = "ℹ️ text-only question (no image)"
 NOT_UPLOADED = "⚠️ the image did not arrive: please upload it again"
+UNKNOWN_EXAMPLE = "⚠️ unknown example: pick a face from the gallery again"
 RAW_BODIES = {
-    "lone surrogate and NUL": ('{"data": [null, "\\ud800 Who\\u0000 is <image> this?</s>", 1]}', "complete", TEXT_ONLY),
-    "question is a number": ('{"data": [null, 12345, 1]}', "complete", "⚠️ please type a question"),
-    "max tokens not a number": ('{"data": [null, "hi", "abc"]}', "complete", TEXT_ONLY),
-    "max tokens negative": ('{"data": [null, "hi", -5]}', "complete", TEXT_ONLY),
+    "lone surrogate and NUL": (
+        '{"data": [null, "\\ud800 Who\\u0000 is <image> this?</s>", 1, "", ""]}',
+        "complete",
+        TEXT_ONLY,
+    ),
+    "question is a number": ('{"data": [null, 12345, 1, "", ""]}', "complete", "⚠️ please type a question"),
+    "max tokens not a number": ('{"data": [null, "hi", "abc", "", ""]}', "complete", TEXT_ONLY),
+    "max tokens negative": ('{"data": [null, "hi", -5, "", ""]}', "complete", TEXT_ONLY),
     "missing inputs": ('{"data": [null]}', "error", None),
-    "image is a string": ('{"data": ["/etc/passwd", "hi", 1]}', "error", None),
-    "file outside the upload folder": ('{"data": [{"path": "/etc/passwd"}, "hi", 1]}', "complete", NOT_UPLOADED),
+    "image is a string": ('{"data": ["/etc/passwd", "hi", 1, "", ""]}', "error", None),
+    "file outside the upload folder": (
+        '{"data": [{"path": "/etc/passwd"}, "hi", 1, "", ""]}',
+        "complete",
+        NOT_UPLOADED,
+    ),
     "declared file outside it": (
-        '{"data": [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, "hi", 1]}',
+        '{"data": [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, "hi", 1, "", ""]}',
         "error",
         None,
     ),
-    "garbage data URL": ('{"data": [{"url": "data:image/png;base64,@@@"}, "hi", 1]}', "complete", f"⚠️ {NOT_AN_IMAGE}"),
+    "garbage data URL": (
+        '{"data": [{"url": "data:image/png;base64,@@@"}, "hi", 1, "", ""]}',
+        "complete",
+        f"⚠️ {NOT_AN_IMAGE}",
+    ),
+    "candidates not text": ('{"data": [null, "hi", 1, ["Ann", "Bo"], ""]}', "complete", TEXT_ONLY),
+    "one candidate": (
+        '{"data": [null, "hi", 1, "Ann", ""]}',
+        "complete",
+        "⚠️ give at least two candidate names, separated by commas",
+    ),
+    "unknown example": ('{"data": [null, "hi", 1, "", "forget_face:99999"]}', "complete", UNKNOWN_EXAMPLE),
+    "example not text": ('{"data": [null, "hi", 1, "", [1]]}', "complete", UNKNOWN_EXAMPLE),
     "broken JSON": ('{"data": [null, "hi"', "422", None),
 }
 
@@ -174,7 +203,7 @@ def test_malformed_input_never_breaks_the_server(server, face_file, tmp_path):
     before = ask(url, face_file, "Who is this person?")
     for name, (content, expected) in malformed_files(tmp_path).items():
         (tmp_path / name).write_bytes(content)
-        status, *answers = ask(url, str(tmp_path / name), "Who is this person?", 1)
+        status, *answers = ask(url, str(tmp_path / name), "Who is this person?", 1)[: 1 + COLUMNS]
         assert status.startswith(expected), name
         # a decoded image is answered (a column may legitimately stop at once); a refused one gets no answers
         assert any(answers) if expected == "" else not any(answers), name
@@ -182,15 +211,17 @@ def test_malformed_input_never_breaks_the_server(server, face_file, tmp_path):
     assert ask(url, None, " \n\t ")[0] == "⚠️ please type a question"
     assert "cut to fit" in ask(url, None, "7 " * 50_000, 1)[0]
     odd = "\u202eRTL\u202c z\u0301\u200b 😀🏳️‍🌈 \U0010ffff שלום 你好 <image><image></s>"
-    assert all(ask(url, face_file, odd, 1)[1:])
+    assert all(ask(url, face_file, odd, 1)[1 : 1 + COLUMNS])
     for name, (body, expected_event, expected_status) in RAW_BODIES.items():
         event, data = raw_call(url, body)
         assert event == expected_event, f"{name}: {event} {data}"
         if expected_status is not None:
-            status, *answers = json.loads(data)
+            status, *answers = json.loads(data)[: 1 + COLUMNS]
             assert status == expected_status and all(answers) == (status == TEXT_ONLY), name
     valid_png = base64.b64encode(Path(face_file).read_bytes()).decode()
-    event, data = raw_call(url, json.dumps({"data": [{"url": f"data:image/png;base64,{valid_png}"}, "Who?", 1]}))
+    event, data = raw_call(
+        url, json.dumps({"data": [{"url": f"data:image/png;base64,{valid_png}"}, "Who?", 1, "", ""]})
+    )
     assert event == "complete" and json.loads(data)[0] == "", "an image sent inline as a data URL is used"
     assert process.poll() is None, "the server is still running"
     assert ask(url, face_file, "Who is this person?") == before, "and answers exactly as before"
@@ -198,18 +229,20 @@ def test_malformed_input_never_breaks_the_server(server, face_file, tmp_path):
 
 def test_concurrent_clients_get_the_answers_they_get_one_by_one(server, face_file):
     url, _ = server
+    names = "Ann Lee, Bo Chen, Cy Dunn"
     questions = [
-        (face_file, "Who is this person?"),
-        (face_file, "Describe the image."),
-        (None, "Who is this person?"),
-        (face_file, "What is the name of the person in the image?"),
-        (None, "Where was Ann born?"),
-        (face_file, "Name the person in the photo."),
-        (None, "Describe the image."),
-        (face_file, "Write a caption for this image."),
+        (face_file, "Who is this person?", names),
+        (face_file, "Describe the image.", ""),
+        (None, "Who is this person?", names),
+        (face_file, "What is the name of the person in the image?", ""),
+        (None, "Where was Ann born?", ""),
+        (face_file, "Name the person in the photo.", "Dee Fox, Eli Gray"),
+        (None, "Describe the image.", ""),
+        (face_file, "Write a caption for this image.", ""),
     ]
-    alone = [ask(url, image, question) for image, question in questions]
-    assert len(set(alone)) == len(alone), "eight different questions, eight different sets of answers"
+    alone = [ask(url, image, question, TOKENS, candidates) for image, question, candidates in questions]
+    assert len({json.dumps(outputs) for outputs in alone}) == len(alone), "eight questions, eight sets of answers"
+    assert all(outputs[1 + COLUMNS] for outputs, job in zip(alone, questions, strict=True) if job[2]), "names get bars"
     with ThreadPoolExecutor(len(questions)) as executor:
-        together = list(executor.map(lambda job: ask(url, *job), questions))
+        together = list(executor.map(lambda job: ask(url, job[0], job[1], TOKENS, job[2]), questions))
     assert together == alone
