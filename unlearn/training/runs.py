@@ -5,6 +5,9 @@
   answer tokens (captions, names, text answers) as the collator labels them.
 - :func:`unlearn`: a new LoRA adapter on the vanilla model, trained on forget/retain pairs with a registered method.
   The reference model of KL and NPO is the same model with the adapter disabled (no second copy of the weights).
+
+Both resume a killed run by themselves when started again with the same configuration and output folder
+(:func:`unlearn.training.trainer.resume_checkpoint`), and give the weights the uninterrupted run would have given.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from unlearn.training.config import FinetuneConfig, UnlearnConfig, run_config
 from unlearn.training.pairing import ForgetRetainPairs, PairCollator, PairEpochCallback
 from unlearn.training.trainer import (
     FiniteLossTrainer,
+    RecordRunConfig,
     UnlearnTrainer,
     check_output_dir,
     resume_checkpoint,
@@ -59,7 +63,8 @@ def merge_adapter(config: FinetuneConfig, adapter: Path) -> Path:
 
 def finetune(config: FinetuneConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     """Train, then save to ``config.output_dir`` (an adapter, or a full checkpoint with ``full``); the folder."""
-    resume = resume_checkpoint(config.resume_from_checkpoint, config.output_dir)
+    recorded = run_config(config)
+    resume = resume_checkpoint(config.resume_from_checkpoint, config.output_dir, recorded)
     check_output_dir(config.output_dir, resume is not None)
     examples = finetune_examples(config.data, config.split, config.face_naming)
     examples += world_examples(config.data, config.replay_configs())
@@ -76,7 +81,7 @@ def finetune(config: FinetuneConfig, callbacks: Sequence[TrainerCallback] = ()) 
         train_dataset=examples,
         data_collator=TrainingCollator(processor),
         processing_class=processor,
-        callbacks=list(callbacks),
+        callbacks=[RecordRunConfig(recorded), *callbacks],
     )
     trainer.train(resume_from_checkpoint=resume)
     out = save_run(trainer, processor, run_config(config))
@@ -108,7 +113,8 @@ def unlearn(config: UnlearnConfig, options: Any = None, callbacks: Sequence[Trai
     ``options`` is the method's options dataclass (its defaults when None).
     """
     method = get_method(config.method)(options)
-    resume = resume_checkpoint(config.resume_from_checkpoint, config.output_dir)
+    recorded = run_config(config, method.options)
+    resume = resume_checkpoint(config.resume_from_checkpoint, config.output_dir, recorded)
     check_output_dir(config.output_dir, resume is not None)
     forget, retain = forget_retain_examples(config)
     pairs = ForgetRetainPairs(forget, retain, config.seed)
@@ -122,7 +128,7 @@ def unlearn(config: UnlearnConfig, options: Any = None, callbacks: Sequence[Trai
         train_dataset=pairs,
         data_collator=PairCollator(processor, method.examples),
         processing_class=processor,
-        callbacks=[PairEpochCallback(pairs), *callbacks],
+        callbacks=[PairEpochCallback(pairs), RecordRunConfig(recorded), *callbacks],
         method=method,
         l1_lambda=config.l1_lambda,
     )
