@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from transformers import PreTrainedModel, ProcessorMixin
 
 from eval.composites import RESAMPLES, bootstrap_intervals, composite_scores
 from eval.estimate import LONG_EVALUATION_BATCHES, describe, estimate_seconds, probe, task_plan
-from eval.logs import TRUTH_RATIO_TASK, read_records, read_summary, write_records, write_summary
+from eval.logs import SUMMARY, TRUTH_RATIO_TASK, read_records, read_summary, write_records, write_summary
 from eval.metrics import distribution_similarity, forget_quality
 from eval.scoring import answer_losses, generate, reference_length
 from eval.tasks import TASKS, Sample, Task
@@ -242,9 +244,11 @@ def evaluate(
     ``gold_dir`` the forget quality (``forget_quality_ks``: KS-test p-value, ``forget_quality_js``: 1 -
     Jensen-Shannon divergence) of the ``forget_caption`` truth ratios against the gold evaluation's, with
     ``forget_quality_samples``; and what was evaluated (``model``, ``adapter``, ``data``, ``data_fingerprint``,
-    ``forget_split``, ``config``). ``loop`` scores one answer at a time (the slow reference that batching must
-    equal); ``model_name``, ``adapter`` and ``quantization`` only describe the model in the summary. ``bootstrap``
-    resamples (0: no intervals) are drawn from ``seed``.
+    ``forget_split``, ``config``). A killed evaluation leaves no ``summary.json`` (an earlier one is removed before
+    the first records are written; the new one is written last, atomically) and no half-written ``<task>.jsonl``
+    (:func:`write_task_records`); run again, it evaluates every task anew. ``loop`` scores one answer at a time
+    (the slow reference that batching must equal); ``model_name``, ``adapter`` and ``quantization`` only describe
+    the model in the summary. ``bootstrap`` resamples (0: no intervals) are drawn from ``seed``.
     """
     tasks = list(dict.fromkeys(tasks or TASKS))
     options = (batch_size, max_samples, max_new_tokens, bootstrap)
@@ -269,10 +273,11 @@ def evaluate(
             lengths[name] = max_new_tokens or longest + GENERATION_MARGIN
         if progress:
             announce(model, processor, samples, 1 if loop else batch_size, lengths)
+        (out / SUMMARY).unlink(missing_ok=True)  # an earlier summary no longer describes the folder's records
         for name in tasks:
             task = TASKS[name]
             records[name] = run_task(model, processor, task, samples[name], batch_size, lengths[name], loop, progress)
-            write_records(out, name, records[name])
+            write_task_records(out, name, records[name])
             figures[name] = task.figures(records[name])
     finally:
         model.train(was_training)
@@ -311,6 +316,20 @@ def evaluate(
     )
     write_summary(out, summary)
     return summary
+
+
+PARTIAL = ".partial"  # the sub-folder a task's records are written into before they are renamed into place
+
+
+def write_task_records(out: Path, task: str, records: list[dict[str, Any]]) -> Path:
+    """Write ``out/<task>.jsonl`` (:func:`eval.logs.write_records`) into ``out/.partial`` first, then rename it into
+    place: a killed evaluation never leaves a half-written ``<task>.jsonl``."""
+    staging = out / PARTIAL
+    staging.mkdir(exist_ok=True)
+    path = out / f"{task}.jsonl"
+    os.replace(write_records(staging, task, records), path)
+    shutil.rmtree(staging, ignore_errors=True)
+    return path
 
 
 def _with_intervals(figures: dict[str, float], intervals: dict[str, list[float]]) -> dict[str, Any]:
