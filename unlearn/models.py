@@ -22,7 +22,7 @@ from transformers.utils import is_torchvision_available
 
 from unlearn.architectures import PixelBudget, anatomy, anatomy_of_checkpoint, architecture_of
 from unlearn.errors import UsageError
-from unlearn.hub.resolve import resolve
+from unlearn.hub.resolve import check_weights, resolve
 
 QUANTIZATIONS = (None, "4bit", "8bit")
 
@@ -202,6 +202,8 @@ def load_model(
     ``pixels`` is the image processor's pixel budget where the family has one (default :class:`PixelBudget`).
     """
     path = resolve(name_or_path)
+    adapter_path = adapter_folder(adapter) if adapter is not None else None  # checked before the base loads
+    check_weights(path)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = dtype or compute_dtype(device)
     try:
@@ -218,9 +220,20 @@ def load_model(
         raise UsageError(f"cannot load model {name_or_path}: {str(exc).strip().splitlines()[0]}") from exc
     if quantization is not None:
         disable_cpu_weight_repacking(model)
-    if adapter is not None:
-        model = PeftModel.from_pretrained(model, resolve(adapter))
+    if adapter_path is not None:
+        model = PeftModel.from_pretrained(model, adapter_path)
     return model, processor
+
+
+def adapter_folder(adapter: str) -> str:
+    """The local folder of ``adapter`` (a folder or Hub id), checked: a UsageError when it holds no
+    ``adapter_config.json`` (not an adapter, or one whose save did not finish) or a weights file that is not whole
+    (:func:`unlearn.hub.resolve.check_weights`)."""
+    path = resolve(adapter)
+    if not (Path(path) / "adapter_config.json").is_file():
+        raise UsageError(f"{adapter} holds no adapter_config.json: not a LoRA adapter, or one that was never finished")
+    check_weights(path)
+    return path
 
 
 def add_lora(
@@ -256,9 +269,10 @@ def load_trainable_adapter(
     name_or_path: str, adapter: str, quantization: str | None = None, gradient_checkpointing: bool = False
 ) -> tuple[PeftModel, ProcessorMixin]:
     """``name_or_path`` with ``adapter`` on top and trainable, to train the adapter further (a relearning attack)."""
+    path = adapter_folder(adapter)
     model, processor = load_model(name_or_path, quantization)
     model = prepare_for_training(model, gradient_checkpointing)
-    return PeftModel.from_pretrained(model, resolve(adapter), is_trainable=True), processor
+    return PeftModel.from_pretrained(model, path, is_trainable=True), processor
 
 
 def freeze_vision_tower(model: PreTrainedModel) -> None:

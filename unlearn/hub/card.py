@@ -19,7 +19,7 @@ from transformers import TrainingArguments
 from unlearn.data import CLEAR_SOURCE, RETAIN_OF
 from unlearn.errors import UsageError
 from unlearn.figures import HEADLINE, NONFINITE, NONFINITE_VALUES, dumps_strict, is_task_figure
-from unlearn.hub.resolve import REPO_ID, hub_id, resolve, split_revision
+from unlearn.hub.resolve import REPO_ID, check_weights, hub_id, resolve, split_revision
 from unlearn.hub.robustness import GUIDE, read_json_object, read_probes, robustness_table
 
 TEMPLATE = Path(__file__).with_name("card_template.md")
@@ -230,6 +230,7 @@ def read_checkpoint(path: str | Path, summary: str | Path | None = None) -> Chec
         kind = _model_kind(_text(run_config.get("split")), bool(run_config))
     else:
         raise UsageError(f"{folder} holds neither a PEFT adapter (adapter_config.json) nor a model (config.json)")
+    check_weights(folder)
     return Checkpoint(
         folder,
         kind,

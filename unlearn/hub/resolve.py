@@ -7,6 +7,7 @@ from pathlib import Path
 
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+from safetensors import SafetensorError, safe_open
 
 from unlearn.errors import UsageError
 
@@ -61,3 +62,22 @@ def resolve(name: str) -> str:
         return snapshot_download(repo_id, revision=revision, allow_patterns=LOADABLE_FILES)
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
         raise UsageError(f"cannot get {name} from the Hugging Face Hub: {str(exc).strip().splitlines()[0]}") from exc
+
+
+def check_weights(folder: str | Path) -> None:
+    """Raise a UsageError naming the first ``*.safetensors`` file at the top of ``folder`` that is not whole.
+
+    Opening a file reads its header and checks that the tensors it lists cover the file exactly, so a file cut
+    short (a save or download killed half-way) or damaged is found without reading the weights.
+    """
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = reason.removeprefix("Error while deserializing header: ")
+            raise UsageError(
+                f"{file} is damaged or incomplete ({reason}): it was cut short or corrupted, e.g. by an interrupted "
+                "save or download; save or download it again"
+            ) from exc
