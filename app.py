@@ -64,7 +64,8 @@ except ImportError:
 TITLE = "CLEAR unlearning: original vs. unlearned"
 INTRO = (
     "# CLEAR unlearning: what was forgotten, what was kept\n"
-    "Pick a face below (🔴 a person the adapters were trained to forget, 🟢 one they should keep) or upload one, "
+    "Pick a face below (**FORGOTTEN**: a person the adapters were trained to forget; **RETAINED**: one they should "
+    "keep) or upload one, "
     "and compare the **original** model with each **unlearned adapter** of the "
     "[CLEAR](https://huggingface.co/datasets/therem/CLEAR) benchmark. The **bars** show how much probability each "
     "model gives the true name (✓) and the decoy names, scored as the evaluation scores them: on a forgotten person "
@@ -73,6 +74,8 @@ INTRO = (
 )
 BARS_LABEL = "Name probabilities (✓ true name)"
 TRUE_MARK = "✓ "
+BADGES = {"forget": "FORGOTTEN", "retain": "RETAINED"}
+EMPTY_ANSWER = "∅ (no text: the model ended its answer at once)"
 MAX_CANDIDATES = 10
 MAX_CANDIDATE_CHARS = 100
 MAX_FILE_SIZE = "20mb"
@@ -179,6 +182,7 @@ def respond(
             for text in pool.stream(slot, example, new_tokens):
                 answers[column] = text
                 yield [status, *answers, *bars]
+            answers[column] = answers[column] or EMPTY_ANSWER
         except Exception as exc:  # one failing model must not end the request, nor the server
             logger.exception("model %s failed", slot or "original")
             answers[column] = f"⚠️ generation failed ({type(exc).__name__})"
@@ -191,8 +195,8 @@ def example_rows(examples: Sequence[AppExample]) -> tuple[list[list[Any]], list[
 
 
 def gallery_items(faces: Sequence[AppExample]) -> list[tuple[Any, str]]:
-    """The gallery's thumbnails with their badge: 🔴 forget · NAME or 🟢 retain · NAME."""
-    return [(face.image, f"{'🔴' if face.kind == 'forget' else '🟢'} {face.label}") for face in faces]
+    """The gallery's thumbnails with their badge: ``FORGOTTEN · NAME`` or ``RETAINED · NAME``."""
+    return [(face.image, f"{BADGES[face.kind]} · {face.true_name}") for face in faces]
 
 
 def first_view(answer: Callable[..., Iterator[list[Any]]], faces: Sequence[AppExample]) -> list[Any] | None:
@@ -233,9 +237,9 @@ def build_demo(
         gr.Markdown(INTRO)
         gallery = gr.Gallery(
             gallery_items(faces),
-            label="Faces: 🔴 forgotten · 🟢 retained (click one)",
+            label="CLEAR faces: FORGOTTEN (the adapters were trained to forget them) or RETAINED (click one)",
             columns=8,
-            height=190,
+            height=250,
             allow_preview=False,
             object_fit="cover",
             visible=bool(faces),

@@ -1,6 +1,8 @@
-"""A headless Chromium loads the page: the DOM holds every model column's title, and a screenshot is taken.
+"""A headless Chromium loads the page of the first start (the offline demo the app built itself): the DOM holds
+every model column's title, the gallery's thumbnails and the bars' names, and a screenshot shows them.
 
-Set ``APP_SCREENSHOT=/some/file.png`` to keep the screenshot; otherwise it is written to the test's temporary folder.
+Set ``APP_SCREENSHOT=/some/file.png`` to keep the screenshot (``docs/app.png`` is one); otherwise it is written to
+the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -8,18 +10,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-from collections.abc import Iterator
 from html import escape
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-import app
-from unlearn.offline.random_adapters import write_random_adapters
-from unlearn.serving.columns import describe
+from app import BADGES, TRUE_MARK
+from unlearn.serving.columns import describe, discover_quickstart
+from unlearn.serving.examples import clear_examples
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -37,27 +37,16 @@ FLAGS = [
     "--disable-sync",
     "--virtual-time-budget=20000",
 ]
-WINDOW = (1400, 1100)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+WINDOW = (1400, 1900)
 
 
 @pytest.fixture(scope="module")
-def page(tiny_model, mini_clear, tmp_path_factory) -> Iterator[tuple[str, list[str]]]:
-    """The page's URL (app launched in this process) and the column titles it must show."""
-    folder = tmp_path_factory.mktemp("browser_app")
-    configs = [{"method": "npo", "forget": "forget10", "data": mini_clear}, {"method": "rmu", "forget": "forget10"}]
-    adapters = [str(a) for a in write_random_adapters(tiny_model, folder, configs, [{"model_utility": 0.5}, None])]
-    demo = app.create_demo(tiny_model, adapters)
-    port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    columns = [describe(tiny_model, original=True), *(describe(adapter) for adapter in adapters)]
-    yield f"http://127.0.0.1:{port}/", [text for column in columns for text in (column.heading, column.name)]
-    demo.close()
+def page(demo_app) -> tuple[str, list[str], list]:
+    """The page's URL, the column titles it must show and its gallery's faces."""
+    base, adapters = discover_quickstart(demo_app.quickstart)
+    columns = [describe(base, original=True), *(describe(adapter) for adapter in adapters)]
+    faces = [face for face in clear_examples(str(demo_app.quickstart / "data"), "forget10") if face.key]
+    return demo_app.url, [text for column in columns for text in (column.heading, column.name)], faces
 
 
 def chromium(tmp_path: Path, url: str, *flags: str) -> str:
@@ -74,20 +63,26 @@ def rendered(dom: str) -> str:
     return re.sub(r"<(script|style)\b.*?</\1>", "", dom, flags=re.DOTALL)
 
 
-def test_page_shows_every_model_column_and_the_examples(page, tmp_path):
-    url, titles = page
+def test_page_shows_every_model_column_the_gallery_and_the_bars(page, tmp_path):
+    url, titles, faces = page
     dom = rendered(chromium(tmp_path, url, "--dump-dom"))
     headings, names = titles[0::2], titles[1::2]
-    assert headings == ["Original", "NPO · forget10", "RMU · forget10"] and names[1:] == ["adapter-1", "adapter-2"]
+    assert headings == ["Original", "NPO_GD · forget10"] and names == ["vanilla", "unlearn-npo_gd"]
     missing = [h for h in headings if f"<h3>{escape(h)}</h3>" not in dom]
     missing += [n for n in names if f"<code>{escape(n)}</code>" not in dom]
     assert not missing, f"column titles missing from the rendered page: {missing}"
-    assert "Model utility <strong>0.5</strong>" in dom, "headline figures are rendered"
-    assert "Ask every model" in dom and "forget · text question" in dom
+    assert "Model utility <strong>" in dom, "headline figures are rendered"
+    first = faces[0]  # the page opens on the first forgotten face, asked already
+    assert dom.count(escape(TRUE_MARK + first.true_name)) >= 2, "each column's bars name and mark the true name"
+    assert all(escape(name) in dom for name in first.options[1:]), "and the decoys"
+    thumbnails = re.findall(r"<img[^>]+src=\"[^\"]*/gradio_api/file=[^\"]+\"", dom)
+    assert len(thumbnails) >= len(faces), "every gallery face is a thumbnail"
+    assert all(escape(f"{BADGES[face.kind]} · {face.true_name}") in dom for face in faces), "with its badge"
+    assert "Results of the served models" in dom and "unlearn-npo_gd" in dom and "gold-4bit" in dom
 
 
 def test_screenshot_of_the_page(page, tmp_path):
-    url, _ = page
+    url, _, _ = page
     path = Path(os.environ.get("APP_SCREENSHOT") or tmp_path / "app.png")
     chromium(tmp_path, url, f"--screenshot={path}", f"--window-size={WINDOW[0]},{WINDOW[1]}")
     with Image.open(path) as shot:
