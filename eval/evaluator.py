@@ -19,7 +19,15 @@ from transformers import PreTrainedModel, ProcessorMixin
 
 from eval.composites import RESAMPLES, bootstrap_intervals, composite_scores
 from eval.estimate import LONG_EVALUATION_BATCHES, describe, estimate_seconds, probe, task_plan
-from eval.logs import SUMMARY, TRUTH_RATIO_TASK, read_records, read_summary, write_records, write_summary
+from eval.logs import (
+    SUMMARY,
+    TRUTH_RATIO_TASK,
+    read_records,
+    read_summary,
+    truth_ratios_of,
+    write_records,
+    write_summary,
+)
 from eval.metrics import distribution_similarity, forget_quality
 from eval.scoring import answer_losses, generate, reference_length
 from eval.tasks import TASKS, Sample, Task
@@ -147,7 +155,7 @@ def _prepare(
             "forget quality needs the same samples"
         )
     records = read_records(gold_dir, TRUTH_RATIO_TASK)
-    return Gold(np.array([r["truth_ratio"] for r in records], dtype=np.float64), [r["id"] for r in records])
+    return Gold(truth_ratios_of(records), [r["id"] for r in records])
 
 
 def _data_name(fingerprint: dict[str, Any]) -> str:
@@ -347,7 +355,7 @@ def _forget_quality(records: list[dict[str, Any]], gold: Gold, gold_dir: str | N
 
     The samples must be gold's (the same ids); a run that is its own gold is compared with itself.
     """
-    ratios = np.array([r["truth_ratio"] for r in records], dtype=np.float64)
+    ratios = truth_ratios_of(records)
     ids = [r["id"] for r in records]
     gold_ratios = ratios if gold.ratios is None else gold.ratios
     if gold.ids is not None and gold.ids != ids:
