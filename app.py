@@ -373,7 +373,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--data", default=os.environ.get("CLEAR_DATA"), help="CLEAR folder or Hub id for examples")
     parser.add_argument(
-        "--quickstart", default=QUICKSTART, help="folder served when no model is named (default: %(default)s)"
+        "--quickstart",
+        default=os.environ.get("CLEAR_QUICKSTART") or QUICKSTART,
+        help="folder served when no model is named, where the first start builds the demo (env CLEAR_QUICKSTART; "
+        "default: %(default)s)",
     )
     parser.add_argument(
         "--no-build",
@@ -387,7 +390,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = parse_args(argv)
     port = args.port
     if wants_demo_build(args, os.environ):
