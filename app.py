@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import dataclasses
 import logging
 import os
 import tempfile
@@ -25,7 +26,7 @@ import gradio as gr
 
 from eval.candidates import candidate_probabilities
 from eval.report import results_table
-from eval.served import served_plot, served_runs
+from eval.served import original_figures, served_plot, served_runs
 from unlearn.errors import UsageError, run_cli
 from unlearn.prompts import Example
 from unlearn.serving.building import run_with_progress_page
@@ -328,7 +329,9 @@ def create_demo(
 ) -> gr.Blocks:
     """Load the models once (an adapter that cannot be loaded gets its error in its column) and build the page."""
     pool = ModelPool.load(base, adapters, quantization, keep_going=True)
-    columns = [describe(base, original=True)]
+    original = describe(base, original=True)
+    figures = original_figures(base, quantization)  # the original as served: at the adapters' precision
+    columns = [original if figures is None else dataclasses.replace(original, figures=figures)]
     for slot, adapter in zip(pool.slots, adapters, strict=True):
         columns.append(ShownModel(adapter, error=pool.failed[slot]) if slot in pool.failed else describe(adapter))
     first = next((column for column in columns[1:] if column.error is None), None)

@@ -14,6 +14,7 @@ from eval.logs import SUMMARY, read_summary
 from eval.plots import plot_tradeoff
 from eval.runs import Run, load_runs
 from unlearn.errors import UsageError
+from unlearn.figures import HEADLINE
 from unlearn.hub.resolve import resolve
 
 _GENERIC_FOLDERS = ("adapter", "model")
@@ -45,6 +46,16 @@ def original_folder(base: str, quantization: str | None) -> Path | None:
         if (candidate / SUMMARY).is_file() and _precision(candidate) == precision:
             return candidate
     return None
+
+
+def original_figures(base: str, quantization: str | None) -> dict[str, float] | None:
+    """The headline figures (HEADLINE's order, finite numbers only) of the original's evaluation at the served
+    precision (:func:`original_folder`), for its column's title; None without one."""
+    folder = original_folder(base, quantization)
+    if folder is None:
+        return None
+    summary = read_summary(folder)
+    return {key: float(summary[key]) for key in HEADLINE if isinstance(summary.get(key), int | float)}
 
 
 def served_runs(base: str, adapters: Sequence[str], quantization: str | None) -> list[Run]:

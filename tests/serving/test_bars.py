@@ -19,7 +19,7 @@ import app
 from eval.candidates import candidate_probabilities
 from eval.metrics import option_probability
 from eval.scoring import answer_losses
-from eval.served import original_folder, served_plot, served_runs
+from eval.served import original_figures, original_folder, served_plot, served_runs
 from unlearn.errors import UsageError
 from unlearn.offline.random_adapters import write_random_adapters
 from unlearn.prompts import Example
@@ -135,6 +135,8 @@ def test_the_results_panel_shows_the_adapters_their_gold_and_the_original_at_the
     assert [run.name for run in runs] == ["unlearn-npo", "gold-4bit", "vanilla-4bit"]
     assert [run.name for run in served_runs(str(vanilla), [str(adapter)], None)][-1] == "vanilla"
     assert original_folder(str(vanilla), "8bit") is None, "no evaluation in the served precision: no row"
+    assert original_figures(str(vanilla), "4bit") == {"forget": 0.1, "model_utility": 0.8}
+    assert original_figures(str(vanilla), "8bit") is None
     assert served_runs(str(tmp_path / "none"), [], None) == []
     plot = served_plot(runs, tmp_path / "plot" / "tradeoff.png")
     assert plot is not None and plot.stat().st_size > 0
