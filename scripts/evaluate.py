@@ -6,14 +6,22 @@ python -m scripts.evaluate --config eval.yaml [--flags that override it]
 
 from __future__ import annotations
 
+from transformers import HfArgumentParser
+
 from eval.evaluator import EvalArguments, evaluate_checkpoint
 from eval.report import results_table, run_from_summary
 from unlearn.errors import run_cli
-from unlearn.training.config import parse_config
+from unlearn.training.config import dataclass_parser, parse_config
+
+
+def build_parser() -> HfArgumentParser:
+    """The script's parser: every option of ``EvalArguments`` and ``--config FILE``."""
+    return dataclass_parser([EvalArguments], "python -m scripts.evaluate", __doc__.splitlines()[0])
 
 
 def parse_args(argv: list[str] | None) -> EvalArguments:
-    (args,) = parse_config([EvalArguments], argv, "python -m scripts.evaluate", __doc__.splitlines()[0])
+    """The options, each checked against ``unlearn.errors.RULES`` before any work."""
+    (args,) = parse_config(build_parser(), argv)
     return args
 
 

@@ -11,8 +11,10 @@ import time
 from accelerate import PartialState
 
 from unlearn.errors import run_cli
-from unlearn.training.config import parse_finetune_args
+from unlearn.training.config import finetune_parser, parse_finetune_args
 from unlearn.training.runs import MERGED, finetune
+
+build_parser = finetune_parser  # the script's parser: FinetuneConfig's options
 
 
 def main(argv: list[str] | None = None) -> int:

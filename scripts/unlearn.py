@@ -13,14 +13,16 @@ import time
 
 from accelerate import PartialState
 
-from unlearn.errors import run_cli
-from unlearn.training.config import method_help, parse_unlearn_args
+from unlearn.errors import one_line_errors, run_cli
+from unlearn.training.config import method_help, parse_unlearn_args, unlearn_parser
 from unlearn.training.runs import unlearn
+
+build_parser = unlearn_parser  # the script's parser: UnlearnConfig's options and, given a method, the method's
 
 
 def wants_method_list(argv: list[str]) -> bool:
     """True when ``argv`` holds ``--list-methods`` (or ``--list_methods``)."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser = one_line_errors(argparse.ArgumentParser(add_help=False, allow_abbrev=False))
     parser.add_argument("--list-methods", "--list_methods", action="store_true")
     return parser.parse_known_args(argv)[0].list_methods
 

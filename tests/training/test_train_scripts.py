@@ -64,18 +64,28 @@ def test_bad_input_is_one_error_line_and_exit_code_2(vanilla, mini_clear, tmp_pa
     assert error.startswith("error: ") and message in error
 
 
+COUNT = "an integer in [1, 2147483647]"
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        *((["--method", name, "--beta", "0"], "--beta must be > 0") for name in ("npo", "npo_gd", "simnpo", "dpo")),
-        (["--method", "ga", "--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be > 0"),
-        (["--method", "ga", "--lora_r", "0"], "--lora_r must be > 0"),
+        *(
+            (["--method", name, "--beta", "0"], "--beta must be a finite number > 0 (got 0.0)")
+            for name in ("npo", "npo_gd", "simnpo", "dpo")
+        ),
+        (
+            ["--method", "ga", "--per_device_train_batch_size", "0"],
+            f"--per_device_train_batch_size must be {COUNT} (got 0)",
+        ),
+        (["--method", "ga", "--lora_r", "0"], f"--lora_r must be {COUNT} (got 0)"),
     ],
 )
 def test_options_that_must_be_positive_are_one_error_line(tmp_path, capsys, extra, message):
     argv = ["--model", "some/model", "--output_dir", str(tmp_path / "out"), *QUIET, *extra]
     assert run_cli(unlearn.main, argv) == 2
-    assert capsys.readouterr().err.splitlines() == [f"error: {message}, not 0"]
+    assert capsys.readouterr().err.splitlines() == [f"error: {message}"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_finetune_bad_input_is_exit_code_2(mini_clear, tmp_path, capsys):

@@ -21,9 +21,8 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from unlearn.architectures import MAX_PIXELS, MIN_PIXELS, PixelBudget
 from unlearn.data import CLEAR_SOURCE, FORGET_SPLITS, MODALITIES, RETAIN_OF, check_config, data_fingerprint
-from unlearn.errors import UsageError
+from unlearn.errors import RULES, Number, UsageError, check_options, one_line_errors
 from unlearn.methods import METHODS, get_method
-from unlearn.methods.base import require_positive
 from unlearn.models import QUANTIZATIONS, LoraSettings
 
 TRAINABLE_SPLITS = ("full", *FORGET_SPLITS, *RETAIN_OF.values())
@@ -35,6 +34,8 @@ CPU_FORCED = ("bf16", "fp16", "use_cpu")
 NOT_RECORDED = ("resume_from_checkpoint",)
 # What run_config.json records about a run that is not an option (skipped when the file is read back with --config).
 RECORDS = ("data_fingerprint",)
+# The numeric rules of unlearn.errors.RULES: a config built in code (not parsed) is checked against these.
+NUMBER_RULES = {name: rule for name, rule in RULES.items() if isinstance(rule, Number)}
 
 
 @dataclass
@@ -82,11 +83,11 @@ class ModelConfig(TrainingArguments):
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (CLEAR's configs: 0.01)"})
 
     def __post_init__(self) -> None:
+        check_options(self, rules=NUMBER_RULES)  # parsed options were checked already; a config built in code here
         if not self.model:
             raise UsageError("--model is required (a checkpoint folder or a Hub id)")
         if self.quantization not in QUANTIZATIONS:
             raise UsageError(f"unknown quantization {self.quantization!r}; choose 4bit or 8bit")
-        require_positive(lora_r=self.lora_r, per_device_train_batch_size=self.per_device_train_batch_size)
         self.pixel_budget()
         self.asked = {name: getattr(self, name) for name in CPU_FORCED}  # what run_config records
         if not torch.cuda.is_available():  # CPU: float32 compute, no mixed precision; gloo under accelerate launch
@@ -212,21 +213,31 @@ def _read_config_file(path: str) -> dict[str, Any]:
 
 
 def _pre_parse(argv: Sequence[str], *names: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser = one_line_errors(argparse.ArgumentParser(add_help=False, allow_abbrev=False))
     for name in names:
         parser.add_argument(f"--{name}")
     return parser.parse_known_args(list(argv))[0]
 
 
-def parse_config(
-    dataclass_types: Sequence[type], argv: Sequence[str] | None, prog: str, description: str, epilog: str = ""
-) -> tuple[Any, ...]:
-    """Parse ``argv`` into one instance per dataclass; ``--config FILE`` supplies defaults that flags override."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def dataclass_parser(
+    dataclass_types: Sequence[type], prog: str, description: str = "", epilog: str = ""
+) -> HfArgumentParser:
+    """The parser of ``dataclass_types``' fields and ``--config FILE``; its errors are one line (exit code 2)."""
     parser = HfArgumentParser(
         dataclass_types, prog=prog, description=description, epilog=epilog, allow_abbrev=False, formatter_class=_Help
     )
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of options; command-line flags override it")
+    return one_line_errors(parser)
+
+
+def parse_config(parser: HfArgumentParser, argv: Sequence[str] | None) -> tuple[Any, ...]:
+    """Parse ``argv`` into one instance per dataclass of ``parser`` (:func:`dataclass_parser`); ``--config FILE``
+    supplies defaults that flags override.
+
+    Every option is checked against :data:`unlearn.errors.RULES` before any dataclass is built: a bad value is one
+    :class:`UsageError` naming its flag and what it accepts.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     config_file = _pre_parse(argv, "config").config
     if config_file:
         values = _read_config_file(config_file)
@@ -235,6 +246,7 @@ def parse_config(
                 action.default, action.required = values.pop(action.dest), False
         if values:
             raise UsageError(f"unknown options in {config_file}: {', '.join(sorted(values))}")
+    check_options(parser.parse_known_args(argv)[0], parser)
     try:
         *parsed, _ = parser.parse_args_into_dataclasses(argv)
     except ValueError as exc:  # unused flags, or a TrainingArguments check
@@ -242,11 +254,16 @@ def parse_config(
     return tuple(parsed)
 
 
+def finetune_parser() -> HfArgumentParser:
+    """The parser of ``python -m scripts.finetune``."""
+    return dataclass_parser(
+        [FinetuneConfig], "python -m scripts.finetune", "Fine-tune a model on a CLEAR split (LoRA or --full)."
+    )
+
+
 def parse_finetune_args(argv: Sequence[str] | None = None) -> FinetuneConfig:
     """A :class:`FinetuneConfig` from the command line (and ``--config FILE``)."""
-    (config,) = parse_config(
-        [FinetuneConfig], argv, "python -m scripts.finetune", "Fine-tune a model on a CLEAR split (LoRA or --full)."
-    )
+    (config,) = parse_config(finetune_parser(), argv)
     return config
 
 
@@ -255,15 +272,19 @@ def method_help() -> str:
     return "methods:\n" + "\n".join(f"  {name:10} {METHODS[name].description}" for name in sorted(METHODS))
 
 
+def unlearn_parser(method: str | None = None) -> HfArgumentParser:
+    """The parser of ``python -m scripts.unlearn``: with ``method``, that method's options too."""
+    types = [UnlearnConfig, *([get_method(method).options_class] if method else [])]
+    epilog = method_help() + "\n\n--list-methods prints these and exits; add --method NAME to --help to see its options"
+    description = "Unlearn a CLEAR forget split with a new LoRA adapter."
+    return dataclass_parser(types, "python -m scripts.unlearn", description, epilog)
+
+
 def parse_unlearn_args(argv: Sequence[str] | None = None) -> tuple[UnlearnConfig, Any]:
     """An :class:`UnlearnConfig` and the chosen method's options; ``--method NAME --help`` lists that method's flags."""
     argv = list(sys.argv[1:] if argv is None else argv)
     known = _pre_parse(argv, "config", "method")
     name = known.method or (_read_config_file(known.config).get("method") if known.config else None)
-    types = [UnlearnConfig, *([get_method(name).options_class] if name else [])]
-    epilog = method_help() + "\n\n--list-methods prints these and exits; add --method NAME to --help to see its options"
     # Without a method, UnlearnConfig itself stops with "--method is required" (or --help prints and exits).
-    config, options = parse_config(
-        types, argv, "python -m scripts.unlearn", "Unlearn a CLEAR forget split with a new LoRA adapter.", epilog
-    )
+    config, options = parse_config(unlearn_parser(name), argv)
     return config, options
