@@ -31,7 +31,7 @@ from eval.relearning import RELEARN_STEPS
 from eval.robustness import read_probes, robustness_table
 from scripts.probe_runners import RUNNERS, forget_modality, run_config_of
 from unlearn.data import FORGET_SPLITS
-from unlearn.errors import UsageError, run_cli
+from unlearn.errors import UsageError, one_line_errors, parse_checked, run_cli
 from unlearn.models import precision_of
 
 PROBES = tuple(RUNNERS)
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    one_line_errors(parser)
     parser.add_argument("--model", required=True, help="the vanilla model the adapter was unlearned from")
     parser.add_argument("--adapter", required=True, help="the unlearned LoRA adapter (folder with run_config.json)")
     parser.add_argument("--gold", required=True, metavar="GOLD_EVAL_DIR", help="an evaluation folder of the gold model")
@@ -90,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, each checked against ``unlearn.errors.RULES`` before any work."""
+    return parse_checked(build_parser(), argv)
+
+
 def probe_names(text: str | None) -> list[str]:
     names = [name.strip() for name in text.split(",")] if text else list(PROBES)
     unknown = [name for name in names if name not in PROBES]
@@ -116,14 +122,6 @@ def check_inputs(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     modalities = [check_adapter(path, args.forget, precision) for path in [args.adapter, *args.modality_adapters]]
     if len(set(modalities)) < len(modalities):
         raise UsageError(f"two adapters unlearned the same modality ({', '.join(modalities)}): one row each")
-    if not 0 < args.k <= 1:
-        raise UsageError(f"--k is a share of the tokens in (0, 1], not {args.k}")
-    for name in ("max_samples", "batch_size", "relearn_batch"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name} must be at least 1, got {value}")
-    if args.relearn_lr <= 0:
-        raise UsageError(f"--relearn_lr must be positive, got {args.relearn_lr}")
     if args.modality_adapters and "cross_modal" not in names:
         raise UsageError("--modality_adapters serve the cross_modal probe, which --probes leaves out")
     gold = read_summary(args.gold)
@@ -151,7 +149,7 @@ def run_probes(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    print(robustness_table(run_probes(build_parser().parse_args(argv))))
+    print(robustness_table(run_probes(parse_args(argv))))
     return 0
 
 

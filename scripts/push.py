@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from unlearn.errors import run_cli
+from unlearn.errors import parse_checked, run_cli
 from unlearn.hub.card import read_checkpoint
 from unlearn.hub.push import Staged, push, stage
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.push", description=__doc__)
     parser.add_argument("--adapter", required=True, metavar="DIR", help="adapter folder (or a full model folder)")
     parser.add_argument("--repo", required=True, metavar="USER/NAME", help="Hub repository (created if missing)")
@@ -32,7 +32,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--dry-run", metavar="OUT", help="write what would be uploaded to the folder OUT; upload nothing"
     )
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, each checked against ``unlearn.errors.RULES`` before any work."""
+    return parse_checked(build_parser(), argv)
 
 
 def _describe(staged: Staged) -> str:

@@ -29,7 +29,7 @@ from eval.runs import load_runs
 from scripts import probe
 from scripts.probe import run_probes
 from unlearn.data import RETAIN_OF
-from unlearn.errors import UsageError, run_cli
+from unlearn.errors import UsageError, parse_checked, run_cli
 from unlearn.figures import write_json_strict
 from unlearn.methods import METHODS, get_method
 from unlearn.models import load_model
@@ -237,7 +237,7 @@ def _probe(settings: ProtocolSettings, method: str, gold: Path) -> dict[str, Any
     ]
     _say(f"probes of unlearn-{method} ...")
     started = time.perf_counter()
-    figures = run_probes(probe.build_parser().parse_args(arguments))
+    figures = run_probes(probe.parse_args(arguments))
     _say(f"probes of unlearn-{method}: finished in {time.perf_counter() - started:.0f} s")
     return figures
 
@@ -313,7 +313,7 @@ def run_protocol(settings: ProtocolSettings, probes: bool = False) -> str:
     return "\n\n".join([results_table(loaded), figure_table(loaded, HEADLINE_TASKS), *tables])
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.quickstart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -331,7 +331,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also run every robustness probe (scripts.probe) on each method's adapter, training its visual-only "
         "and text-only variants for the leakage matrix, and print the robustness tables",
     )
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, each checked against ``unlearn.errors.RULES`` before any work."""
+    return parse_checked(build_parser(), argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,14 +8,19 @@ from __future__ import annotations
 import argparse
 
 from eval.report import load_runs, results_table, write_report
-from unlearn.errors import run_cli
+from unlearn.errors import parse_checked, run_cli
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.report", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="scripts.evaluate output folders (named by folder)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.md, results.csv and plots")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, each checked against ``unlearn.errors.RULES`` before any work."""
+    return parse_checked(build_parser(), argv)
 
 
 def main(argv: list[str] | None = None) -> int:

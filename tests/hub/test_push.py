@@ -138,9 +138,9 @@ def test_hub_errors_and_bad_arguments_are_one_line_errors(adapter, monkeypatch, 
     cases = [
         (_push(adapter), "error: cannot push to alice/tiny-npo: "),
         (["--adapter", str(adapter), "--repo", "alice/tiny-npo@v1"], "error: --repo must be USER/NAME"),
-        (["--adapter", str(tmp_path / "missing"), "--repo", "alice/x"], "error: folder not found"),
+        (["--adapter", str(tmp_path / "missing"), "--repo", "alice/x"], "error: --adapter must be an existing folder"),
         (_push(adapter, "--dry-run", str(adapter)), "error: "),
-        (_push(adapter, "--summary", str(tmp_path / "none.json")), "error: summary file not found"),
+        (_push(adapter, "--summary", str(tmp_path / "none.json")), "error: --summary must be an existing file"),
     ]
     for argv, start in cases:
         assert run_cli(main, argv) == 2
