@@ -15,7 +15,7 @@ from pathlib import Path
 from peft import PeftModel
 from tqdm import tqdm
 
-from unlearn.errors import UsageError, run_cli
+from unlearn.errors import UsageError, parse_checked, run_cli
 from unlearn.figures import write_json_strict
 from unlearn.offline.mini_clear import write_mini_clear
 from unlearn.offline.random_adapters import write_random_adapters
@@ -60,7 +60,7 @@ def time_switches(model: PeftModel, rounds: int) -> dict[str, dict[str, float]]:
     return {kind: summarize(values) for kind, values in timings.items()}
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", help="base model (folder or USER/NAME[@REV]) to load with --adapter")
     parser.add_argument("--adapter", action="append", default=[], help="adapter to load on --base (repeatable)")
@@ -69,9 +69,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=20, help="rounds of switching through every model")
     parser.add_argument("--out", help="folder for bench_app.json (and the built models); default: nothing kept")
     parser.add_argument("--seed", type=int, default=0, help="seed of the built dataset, model and adapters")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.adapters < 1:
-        raise UsageError("--rounds and --adapters must be at least 1")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    args = parse_checked(build_parser(), argv)
     if args.base and not args.adapter or args.adapter and not args.base:
         raise UsageError("--base and --adapter go together")
     if args.config and args.base:

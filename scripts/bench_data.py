@@ -25,7 +25,7 @@ from eval.tasks import TASKS
 from unlearn.architectures import PixelBudget
 from unlearn.collate import TrainingCollator
 from unlearn.data import load_clear
-from unlearn.errors import UsageError, run_cli
+from unlearn.errors import OUTPUT_FILE, RULES, UsageError, parse_checked, run_cli
 from unlearn.figures import write_json_strict
 from unlearn.methods import get_method
 from unlearn.models import load_processor
@@ -129,6 +129,10 @@ def measure(step: str, mode: str, data: str, processor: str, batch_size: int, wo
         return pool.submit(_measure, step, mode, data, processor, batch_size, work).result()
 
 
+# unlearn.errors.RULES, but --out is a JSON file and --steps are names (checked in main), not a count
+OPTION_RULES = {**{name: rule for name, rule in RULES.items() if name != "steps"}, "out": OUTPUT_FILE}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.bench_data",
@@ -180,13 +184,11 @@ def print_table(results: list[Measure]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_checked(build_parser(), argv, OPTION_RULES)
     for name, given, valid in (("modes", args.modes, MODES), ("steps", args.steps, STEPS)):
         unknown = [value for value in given if value not in valid]
         if unknown:
             raise UsageError(f"unknown {name} {unknown}; choose from {', '.join(valid)}")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     with tempfile.TemporaryDirectory(prefix="bench_data-") as tmp:
         data, processor = prepare_inputs(args, Path(tmp))
         print(f"data: {data}; processor: {processor}")

@@ -18,11 +18,13 @@ import torch
 
 from eval.bench import AGREEMENT, ScoringBench, bench_samples, benchmark_scoring
 from eval.tasks import TASKS
-from unlearn.errors import UsageError, run_cli
+from unlearn.errors import OUTPUT_FILE, RULES, UsageError, parse_checked, run_cli
 from unlearn.figures import write_json_strict
 from unlearn.models import load_model
 from unlearn.offline.mini_clear import write_mini_clear
 from unlearn.offline.tiny_model import write_tiny_model
+
+OPTION_RULES = {**RULES, "out": OUTPUT_FILE}  # unlearn.errors.RULES, but --out is a JSON file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,9 +72,7 @@ def print_result(result: ScoringBench) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if min(args.repeats, args.threads, args.max_samples, args.batch_size) < 1:
-        raise UsageError("--repeats, --threads, --max_samples and --batch_size must be at least 1")
+    args = parse_checked(build_parser(), argv, OPTION_RULES)
     if args.model and not args.data:
         raise UsageError("--model needs --data")
     tasks = [name.strip() for name in args.tasks.split(",")] if args.tasks else list(TASKS)

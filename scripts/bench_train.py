@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 from transformers import TrainerCallback
 
-from unlearn.errors import UsageError, run_cli
+from unlearn.errors import OUTPUT_FILE, RULES, UsageError, parse_checked, run_cli
 from unlearn.figures import write_json_strict
 from unlearn.methods import METHODS
 from unlearn.offline.memory import (
@@ -147,6 +147,9 @@ def layer_counts(text: str) -> list[int]:
     if len(counts) < 2 or counts[0] < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give at least two distinct positive layer counts, e.g. 1,2,4")
     return counts
+
+
+OPTION_RULES = {**RULES, "out": OUTPUT_FILE}  # unlearn.errors.RULES, but --out is a JSON file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,7 +298,7 @@ def memory_model(results: list[BenchResult], args: argparse.Namespace) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_checked(build_parser(), argv, OPTION_RULES)
     unknown = [method for method in args.methods if method not in METHODS]
     if unknown:
         raise UsageError(f"unknown methods {unknown}; choose from {', '.join(sorted(METHODS))}")

@@ -80,7 +80,7 @@ def test_an_oversized_model_is_refused_with_the_reason(real_llava, monkeypatch, 
 
 
 def test_layers_needs_a_config_and_two_counts(capsys):
-    assert run_cli(bench_train.main, ["--model", "M", "--layers", "1,2"]) == 2
+    assert run_cli(bench_train.main, ["--model", "some/model", "--layers", "1,2"]) == 2
     assert "--layers builds models from a configuration" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         bench_train.main(["--config", "C", "--random-weights", "--layers", "3"])
