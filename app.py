@@ -27,7 +27,7 @@ import gradio as gr
 from eval.candidates import candidate_probabilities
 from eval.report import results_table
 from eval.served import original_figures, served_plot, served_runs
-from unlearn.errors import UsageError, run_cli
+from unlearn.errors import OUTPUT_FOLDER, RULES, UsageError, parse_checked, run_cli
 from unlearn.prompts import Example
 from unlearn.serving.building import run_with_progress_page
 from unlearn.serving.columns import (
@@ -81,6 +81,7 @@ MAX_CANDIDATES = 10
 MAX_CANDIDATE_CHARS = 100
 MAX_FILE_SIZE = "20mb"
 BUILD_ENV = "CLEAR_BUILD_DEMO"
+OPTION_RULES = {**RULES, "quickstart": OUTPUT_FOLDER}  # the demo may be built there
 BUILD_DESCRIPTION = (
     "No models were named and no quickstart outputs were found, so the app is making its own: the offline "
     "protocol (`python -m scripts.quickstart`, about 4 minutes on 2 CPU cores) writes a mini-CLEAR and a tiny "
@@ -362,8 +363,10 @@ def build_offline_demo(folder: str | Path, host: str | None, port: int | None) -
     return used_port
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--base", help="original model: folder or USER/NAME[@REV] (env CLEAR_BASE)")
     parser.add_argument(
         "--adapter", action="append", default=[], help="unlearned LoRA adapter, repeatable (env CLEAR_ADAPTERS)"
@@ -389,7 +392,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; 0.0.0.0 on Spaces)")
     parser.add_argument("--port", type=int, default=None, help="port (default 7860 or the first free one after it)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, each checked against OPTION_RULES before any model loads: one ``error:`` line otherwise."""
+    return parse_checked(build_parser(), argv, OPTION_RULES)
 
 
 def main(argv: list[str] | None = None) -> int:

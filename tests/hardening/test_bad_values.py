@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import app
 from scripts import (
     bench_app,
     bench_data,
@@ -122,6 +123,10 @@ def _out(folder: Path) -> list[str]:
     return ["--out", "out"]
 
 
+def _app(folder: Path) -> list[str]:
+    return ["--base", _inputs(folder)["model"], "--quickstart", "out"]
+
+
 def _bench_train(folder: Path) -> list[str]:
     return ["--model", _inputs(folder)["model"], "--out", "out.json"]
 
@@ -145,6 +150,7 @@ SCRIPTS = [
     Script("push", push, _push, ("read_checkpoint", "stage", "push")),
     Script("report", report, _report, ("load_runs", "write_report")),
     Script("quickstart", quickstart, _out, ("run_protocol",)),
+    Script("app", app, _app, ("choose_models", "build_offline_demo")),
     Script("bench_app", bench_app, _out, ("tempfile",)),
     Script("bench_data", bench_data, _bench_file, ("tempfile",)),
     Script("bench_eval", bench_eval, _bench_file, ("tempfile",)),
