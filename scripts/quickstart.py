@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
@@ -37,6 +36,7 @@ from unlearn.offline.mini_clear import write_mini_clear
 from unlearn.offline.tiny_model import TINY_FAMILIES, write_tiny_model
 from unlearn.training.config import FinetuneConfig, UnlearnConfig
 from unlearn.training.runs import finetune
+from unlearn.training.trainer import save_folder_atomically
 
 FORGET = "forget10"
 PROBED_MODALITIES = ("visual", "text")  # the one-modality variants the leakage matrix needs
@@ -109,14 +109,6 @@ def stage(name: str, done: Path, run: Callable[[], object]) -> None:
     started = time.perf_counter()
     run()
     _say(f"{name}: finished in {time.perf_counter() - started:.0f} s")
-
-
-def _atomic_folder(folder: Path, write: Callable[[Path], object]) -> None:
-    tmp = folder.with_name(f".{folder.name}-tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
 
 
 def _training_arguments(output_dir: Path, settings: ProtocolSettings) -> dict[str, Any]:
@@ -254,14 +246,14 @@ def run_protocol(settings: ProtocolSettings, probes: bool = False) -> str:
     stage(
         "mini-CLEAR",
         data,
-        lambda: _atomic_folder(
+        lambda: save_folder_atomically(
             data, lambda tmp: write_mini_clear(tmp, settings.persons, settings.seed, settings.images_per_person)
         ),
     )
     stage(
         f"tiny base model ({settings.family})",
         base,
-        lambda: _atomic_folder(base, lambda tmp: write_tiny_model(str(data), tmp, family=settings.family)),
+        lambda: save_folder_atomically(base, lambda tmp: write_tiny_model(str(data), tmp, family=settings.family)),
     )
     stage(
         "vanilla fine-tune (full+tofu)",
