@@ -65,3 +65,12 @@ def real_llava() -> Path:
     if missing:
         pytest.skip(f"needs the real llava-hf/llava-1.5-7b-hf files in {REAL_LLAVA} (missing {', '.join(missing)})")
     return REAL_LLAVA
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One worker per module (``--dist loadgroup``), so module fixtures are built once; a module sets
+    ``XDIST_GROUP`` to share a worker, and so a session fixture, with another."""
+    for item in items:
+        module = getattr(item, "module", None)
+        group = getattr(module, "XDIST_GROUP", None) or (module.__name__ if module is not None else item.nodeid)
+        item.add_marker(pytest.mark.xdist_group(group))

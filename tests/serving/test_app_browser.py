@@ -22,6 +22,7 @@ from unlearn.serving.columns import describe, discover_quickstart
 from unlearn.serving.examples import clear_examples
 
 CHROMIUM = shutil.which("chromium")
+XDIST_GROUP = "first_start"  # with the other module on the demo_app fixture: one build
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None, reason="needs the Debian package chromium (.ci/run installs it)"),

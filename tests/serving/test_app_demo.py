@@ -14,6 +14,7 @@ from gradio_client import Client
 from app import TRUE_MARK
 from unlearn.serving.examples import AppExample, clear_examples
 
+XDIST_GROUP = "first_start"  # with the other module on the demo_app fixture: one build
 pytestmark = pytest.mark.slow
 TOKENS = 8
 ORIGINAL, ADAPTER = 0, 1
