@@ -84,7 +84,7 @@ BUILD_ENV = "CLEAR_BUILD_DEMO"
 OPTION_RULES = {**RULES, "quickstart": OUTPUT_FOLDER}  # the demo may be built there
 BUILD_DESCRIPTION = (
     "No models were named and no quickstart outputs were found, so the app is making its own: the offline "
-    "protocol (`python -m scripts.quickstart`, about 4 minutes on 2 CPU cores) writes a mini-CLEAR and a tiny "
+    "protocol (`python -m scripts.quickstart`, 3 to 8 minutes on 2 CPU cores) writes a mini-CLEAR and a tiny "
     "LLaVA, fine-tunes the vanilla and gold models, unlearns two persons and evaluates them. This page reloads "
     "itself when the demo is ready; later starts reuse it."
 )
