@@ -67,6 +67,7 @@ def real_llava() -> Path:
     return REAL_LLAVA
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """One worker per module (``--dist loadgroup``), so module fixtures are built once; a module sets
     ``XDIST_GROUP`` to share a worker, and so a session fixture, with another."""
