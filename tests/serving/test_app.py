@@ -353,8 +353,8 @@ def test_the_demo_is_built_only_when_nothing_is_named_or_built(tmp_path, adapter
 
     assert wants([]), "nothing named, nothing built: build"
     assert not wants(["--no-build"]) and not wants([], {app.BUILD_ENV: "0"}) and not wants([], {app.BUILD_ENV: "off"})
-    assert not wants(["--adapter", adapters[0]]) and not wants(["--base", "x"])
-    assert not wants([], {"CLEAR_ADAPTERS": adapters[0]}) and not wants([], {"CLEAR_BASE": "x"})
+    assert not wants(["--adapter", adapters[0]]) and not wants(["--base", "user/model"])
+    assert not wants([], {"CLEAR_ADAPTERS": adapters[0]}) and not wants([], {"CLEAR_BASE": "user/model"})
     (tmp_path / "qs" / "vanilla").mkdir(parents=True)
     (tmp_path / "qs" / "vanilla" / "config.json").write_text("{}")
     assert wants([]), "a build cut short (a base, no adapter yet) resumes"
