@@ -70,13 +70,9 @@ def real_llava() -> Path:
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """One worker per module (``--dist loadgroup``), so module fixtures are built once; a module sets
-    ``XDIST_GROUP`` to share a worker, and so a session fixture, with another. Those shared groups (the app's first
-    start, which builds the whole demo) run first, so the other worker runs everything else meanwhile."""
-    shared = []
+    ``XDIST_GROUP`` to share a worker, and so a session fixture, with another (the app's first-start tests share the
+    one demo build)."""
     for item in items:
         module = getattr(item, "module", None)
-        group = getattr(module, "XDIST_GROUP", None)
-        shared.append(group is not None)
-        item.add_marker(pytest.mark.xdist_group(group or (module.__name__ if module is not None else item.nodeid)))
-    order = {id(item): not first for item, first in zip(items, shared, strict=True)}
-    items.sort(key=lambda item: order[id(item)])  # stable: the shared groups first, each in its own order
+        group = getattr(module, "XDIST_GROUP", None) or (module.__name__ if module is not None else item.nodeid)
+        item.add_marker(pytest.mark.xdist_group(group))
