@@ -18,7 +18,7 @@ import pytest
 from unlearn.serving.building import BUILDING_TITLE
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD_SECONDS = 1800  # the default quickstart takes about 4 minutes on 2 cores; a loaded CI machine may be slower
+BUILD_SECONDS = 1800  # the default quickstart takes 3 to 9 minutes on 2 cores; a loaded CI machine may be slower
 
 
 def free_port() -> int:
