@@ -4,7 +4,6 @@ the offline demo (the quickstart's default run) while a progress page is served,
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.app_servers import free_port, stop
 from unlearn.serving.building import BUILDING_TITLE
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SECONDS = 1800  # the default quickstart takes 3 to 9 minutes on 2 cores; a loaded CI machine may be slower
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -75,8 +69,4 @@ def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoApp]:
         try:
             yield DemoApp(url, folder, pages, log_path)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)

@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from tests.app_servers import free_port, stop
 from unlearn.data import load_clear
 from unlearn.offline.random_adapters import write_random_adapters
 from unlearn.serving.images import DAMAGED, NOT_AN_IMAGE
@@ -32,12 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 180
 TOKENS = 6
 COLUMNS = 3  # the original and two adapters
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +61,7 @@ def server(tiny_model, mini_clear, tmp_path_factory) -> Iterator[tuple[str, subp
     try:
         yield url, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
 
 

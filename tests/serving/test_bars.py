@@ -7,7 +7,6 @@ import io
 import json
 import math
 import shutil
-import socket
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from eval.candidates import candidate_probabilities
 from eval.metrics import option_probability
 from eval.scoring import answer_losses
 from eval.served import original_figures, original_folder, served_plot, served_runs
+from tests.app_servers import free_port
 from unlearn.errors import UsageError
 from unlearn.offline.random_adapters import write_random_adapters
 from unlearn.prompts import Example
@@ -155,9 +155,7 @@ def test_the_transcript_writes_through_and_keeps_the_last_complete_lines():
 
 
 def test_the_progress_page_is_served_while_the_job_runs_and_closed_after():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     seen = {}
 
     def job() -> str:
